@@ -1,0 +1,60 @@
+"""Process settings: every value comes from an `FTAAS_` environment variable and has an embedded default."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FTAAS_", env_file=".env", extra="ignore")
+
+    env: str = "dev"
+    home: Path = Path(".ftaas")
+    database_url: str = ""
+    storage_url: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    broker_url: str = ""
+    public_url: str = "http://127.0.0.1:8000"
+
+    # Uploads
+    max_upload_bytes: int = 512 * 1024 * 1024
+    max_line_bytes: int = 4 * 1024 * 1024
+    min_examples: int = 10
+
+    # Jobs
+    allow_unaligned_base: bool = False
+    default_n_epochs: int = 3
+    default_batch_size: int = 4
+    max_jobs_page: int = 100
+
+    # Secret used to sign artifact download links and webhooks; must be set outside dev.
+    secret_key: str = "dev"
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.home / 'ftaas.db'}"
+        if not self.storage_url:
+            self.storage_url = f"file://{self.home / 'objects'}"
+        if not self.broker_url:
+            self.broker_url = "filesystem://"
+        if self.env != "dev" and self.secret_key.lower() in PLACEHOLDER_SECRETS:
+            raise ValueError("FTAAS_SECRET_KEY must be set to a real secret outside FTAAS_ENV=dev")
+        return self
+
+    @property
+    def broker_dir(self) -> Path:
+        """Folder of kombu's filesystem transport in the embedded mode."""
+        return self.home / "broker"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,54 @@
+"""Files API routes: authorize → one service call → response schema."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from service.deps import CurrentOrg, SessionDep, SettingsDep, StoreDep
+from service.errors import error_body
+from service.files import service
+from service.files.schemas import FileDeleted, FileList, FileObject
+from service.pagination import list_body
+
+router = APIRouter(prefix="/files", tags=["files"])
+
+
+@router.post("", response_model=FileObject)
+async def create_file(request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep, org: CurrentOrg):
+    row, result = await service.upload(request, session, store, settings, org)
+    if not result.ok:
+        # Returned, not raised: the error row must commit so `files.retrieve` shows status_details.
+        err = service.invalid_file_error(row)
+        return JSONResponse(status_code=400, content=error_body(err.message, err.type, err.param, err.code))
+    return FileObject.of(row)
+
+
+@router.get("", response_model=FileList)
+def list_files(
+    session: SessionDep,
+    org: CurrentOrg,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 10000,
+    order: Literal["asc", "desc"] = "desc",
+    purpose: str | None = None,
+):
+    rows, has_more = service.list_files(session, org, after=after, limit=limit, order=order, purpose=purpose)
+    return list_body([FileObject.of(r) for r in rows], has_more)
+
+
+@router.get("/{file_id}", response_model=FileObject)
+def retrieve_file(file_id: str, session: SessionDep, org: CurrentOrg):
+    return FileObject.of(service.get(session, org, file_id))
+
+
+@router.get("/{file_id}/content")
+def file_content(file_id: str, session: SessionDep, store: StoreDep, org: CurrentOrg):
+    return StreamingResponse(service.content(session, store, org, file_id), media_type="application/octet-stream")
+
+
+@router.delete("/{file_id}", response_model=FileDeleted)
+def delete_file(file_id: str, session: SessionDep, store: StoreDep, org: CurrentOrg):
+    return FileDeleted(id=service.delete(session, store, org, file_id), deleted=True)

@@ -1,0 +1,82 @@
+"""Fine-tuning jobs API routes (plus the admin all-orgs listing)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+
+from service.deps import AdminOrg, CurrentOrg, SessionDep, SettingsDep
+from service.fine_tuning import service
+from service.fine_tuning.schemas import JobCreate, checkpoint_object, event_object, job_object
+from service.pagination import list_body
+
+router = APIRouter(prefix="/fine_tuning/jobs", tags=["fine-tuning"])
+admin_router = APIRouter(prefix="/admin/fine_tuning/jobs", tags=["admin"])
+
+Limit = Annotated[int, Query(ge=1, le=100)]
+
+
+def _metadata_filter(request: Request) -> dict[str, str]:
+    return {k[9:-1]: v for k, v in request.query_params.items() if k.startswith("metadata[") and k.endswith("]")}
+
+
+@router.post("")
+def create_job(
+    body: JobCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    org: CurrentOrg,
+    idempotency_key: Annotated[str | None, Header()] = None,
+):
+    return job_object(service.create(session, settings, org, body, idempotency_key))
+
+
+@router.get("")
+def list_jobs(request: Request, session: SessionDep, org: CurrentOrg, after: str | None = None, limit: Limit = 20):
+    rows, more = service.list_jobs(
+        session, org, after=after, limit=limit, metadata=_metadata_filter(request), all_orgs=False
+    )
+    return list_body([job_object(r) for r in rows], more)
+
+
+@router.get("/{job_id}")
+def retrieve_job(job_id: str, session: SessionDep, org: CurrentOrg):
+    return job_object(service.get(session, org, job_id))
+
+
+@router.post("/{job_id}/cancel")
+def cancel_job(job_id: str, session: SessionDep, org: CurrentOrg):
+    return job_object(service.cancel(session, org, job_id))
+
+
+@router.post("/{job_id}/pause")
+def pause_job(job_id: str, session: SessionDep, org: CurrentOrg):
+    return job_object(service.pause(session, org, job_id))
+
+
+@router.post("/{job_id}/resume")
+def resume_job(job_id: str, session: SessionDep, settings: SettingsDep, org: CurrentOrg):
+    return job_object(service.resume(session, settings, org, job_id))
+
+
+@router.get("/{job_id}/events")
+def list_events(job_id: str, session: SessionDep, org: CurrentOrg, after: str | None = None, limit: Limit = 20):
+    rows, more = service.events(session, org, job_id, after=after, limit=limit)
+    return list_body([event_object(r) for r in rows], more)
+
+
+@router.get("/{job_id}/checkpoints")
+def list_checkpoints(
+    job_id: str, session: SessionDep, org: CurrentOrg, after: str | None = None, limit: Limit = 10
+):
+    rows, more = service.checkpoints(session, org, job_id, after=after, limit=limit)
+    return list_body([checkpoint_object(r) for r in rows], more)
+
+
+@admin_router.get("")
+def list_all_jobs(request: Request, session: SessionDep, admin: AdminOrg, after: str | None = None, limit: Limit = 20):
+    rows, more = service.list_jobs(
+        session, admin, after=after, limit=limit, metadata=_metadata_filter(request), all_orgs=True
+    )
+    return list_body([job_object(r) for r in rows], more)

@@ -1,0 +1,182 @@
+"""Fine-tuning jobs: creation (validation, "auto" resolution, idempotency), listing, control, events, checkpoints."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import orjson
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.auth.service import Principal
+from service.base_models import service as base_models
+from service.config import Settings
+from service.errors import InvalidRequest, NotFound
+from service.files import repository as files
+from service.fine_tuning import hyperparameters, repository
+from service.fine_tuning.schemas import JobCreate
+from service.ids import new_id, now
+from service.orm import FileRow, JobRow
+from service.queue import enqueue_job
+
+
+class InvalidState(InvalidRequest):
+    code = "invalid_job_state"
+
+
+def _training_file(session: Session, principal: Principal, file_id: str, param: str) -> FileRow:
+    row = files.get(session, principal.org_id, file_id)
+    if row is None:
+        raise InvalidRequest(f"File '{file_id}' does not exist.", param=param, code="invalid_file")
+    if row.purpose != "fine-tune":
+        raise InvalidRequest(f"File '{file_id}' has purpose '{row.purpose}', not 'fine-tune'.", param=param)
+    if row.status != "processed":
+        raise InvalidRequest(
+            f"File '{file_id}' is not ready ({row.status}): {row.status_details or ''}".strip(),
+            param=param,
+            code="invalid_file",
+        )
+    return row
+
+
+def _validate(session: Session, settings: Settings, principal: Principal, body: JobCreate) -> tuple[str, int]:
+    """Check everything checkable at create time; returns (gpu_class, n training examples)."""
+    if body.method is not None and body.method.type != "supervised":
+        raise InvalidRequest(
+            f"Method '{body.method.type}' is not offered: this service runs only supervised fine-tuning, with "
+            "Antibody's safety weighting always on.",
+            param="method.type",
+            code="unsupported_method",
+        )
+    if body.integrations:
+        raise InvalidRequest("Integrations (wandb) are not supported by this service.", param="integrations")
+    base = base_models.usable(session, settings, body.model)
+    if base is None:
+        raise InvalidRequest(
+            f"Model '{body.model}' is not available for fine-tuning. Use one of the provider's pre-aligned base "
+            "models listed by GET /v1/models.",
+            param="model",
+            code="model_not_available",
+        )
+    training = _training_file(session, principal, body.training_file, "training_file")
+    if body.validation_file:
+        _training_file(session, principal, body.validation_file, "validation_file")
+    return base.gpu_class, training.examples or 0
+
+
+def _request_hash(body: JobCreate) -> str:
+    return hashlib.sha256(orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def create(
+    session: Session, settings: Settings, principal: Principal, body: JobCreate, idempotency_key: str | None
+) -> JobRow:
+    digest = _request_hash(body)
+    if idempotency_key:
+        existing = repository.get_by_idempotency_key(session, principal.org_id, idempotency_key)
+        if existing is not None:
+            return _replay(existing, digest)
+    gpu_class, n_examples = _validate(session, settings, principal, body)
+    job = JobRow(
+        id=new_id("ftjob-"),
+        org_id=principal.org_id,
+        model=body.model,
+        training_file=body.training_file,
+        validation_file=body.validation_file,
+        status="validating_files",
+        hyperparameters=hyperparameters.resolve(body, n_examples),
+        method={"type": "supervised"},
+        suffix=body.suffix,
+        seed=body.seed if body.seed is not None else random.randrange(2**31),
+        job_metadata=body.metadata,
+        created_at=now(),
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+    )
+    try:
+        with session.begin_nested():
+            repository.add(session, job)
+    except IntegrityError:
+        # A concurrent request with the same Idempotency-Key won the race.
+        existing = repository.get_by_idempotency_key(session, principal.org_id, idempotency_key or "")
+        if existing is None:
+            raise
+        return _replay(existing, digest)
+    repository.add_event(session, job.id, f"Created fine-tuning job: {job.id}")
+    repository.add_event(session, job.id, f"Validating training file: {job.training_file}")
+    enqueue_job(session, settings, job.id, gpu_class)
+    return job
+
+
+def _replay(existing: JobRow, digest: str) -> JobRow:
+    if existing.request_hash != digest:
+        raise InvalidRequest(
+            "This Idempotency-Key was already used with a different request body.",
+            param="Idempotency-Key",
+            code="idempotency_key_reused",
+        )
+    return existing
+
+
+def get(session: Session, principal: Principal, job_id: str) -> JobRow:
+    row = repository.get(session, job_id, org_id=principal.org_id)
+    if row is None:
+        raise NotFound(f"Could not find fine-tuning job {job_id}.", param="fine_tuning_job_id")
+    return row
+
+
+def _state_error(job: JobRow, action: str) -> InvalidState:
+    return InvalidState(f"Cannot {action} job {job.id}: it is {job.status}.", param="fine_tuning_job_id")
+
+
+def cancel(session: Session, principal: Principal, job_id: str) -> JobRow:
+    job = get(session, principal, job_id)
+    if repository.transition(session, job.id, ("validating_files", "queued", "paused"), "cancelled", finished_at=now()):
+        repository.add_event(session, job.id, "Fine-tuning job cancelled")
+    elif not repository.request_control(session, job.id, "cancel", ("running",)):
+        raise _state_error(job, "cancel")
+    else:
+        repository.add_event(session, job.id, "Cancellation requested; stopping at the next training step")
+    session.refresh(job)
+    return job
+
+
+def pause(session: Session, principal: Principal, job_id: str) -> JobRow:
+    job = get(session, principal, job_id)
+    if repository.transition(session, job.id, ("validating_files", "queued"), "paused"):
+        repository.add_event(session, job.id, "Fine-tuning job paused before it started")
+    elif not repository.request_control(session, job.id, "pause", ("running",)):
+        raise _state_error(job, "pause")
+    else:
+        repository.add_event(session, job.id, "Pause requested; checkpointing at the next training step")
+    session.refresh(job)
+    return job
+
+
+def resume(session: Session, settings: Settings, principal: Principal, job_id: str) -> JobRow:
+    job = get(session, principal, job_id)
+    if not repository.transition(session, job.id, ("paused",), "queued", control=None):
+        raise _state_error(job, "resume")
+    repository.add_event(session, job.id, "Fine-tuning job resumed")
+    base = base_models.usable(session, settings, job.model)
+    enqueue_job(session, settings, job.id, base.gpu_class if base else "default")
+    session.refresh(job)
+    return job
+
+
+def list_jobs(
+    session: Session, principal: Principal, *, after: str | None, limit: int, metadata: dict[str, str], all_orgs: bool
+) -> tuple[list[JobRow], bool]:
+    org = None if all_orgs else principal.org_id
+    return repository.list_page(session, org, after=after, limit=limit, metadata=metadata)
+
+
+def events(session: Session, principal: Principal, job_id: str, *, after: str | None, limit: int):  # type: ignore[no-untyped-def]
+    job = get(session, principal, job_id)
+    return repository.events_page(session, job.id, after=after, limit=limit)
+
+
+def checkpoints(session: Session, principal: Principal, job_id: str, *, after: str | None, limit: int):  # type: ignore[no-untyped-def]
+    job = get(session, principal, job_id)
+    return repository.checkpoints_page(session, job.id, after=after, limit=limit)

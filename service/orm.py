@@ -1,0 +1,137 @@
+"""Database tables (SQLAlchemy ORM). Named `*Row` so they can't be mixed up with the Models API or pydantic schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments INTEGER PRIMARY KEY, so the sequence column is BIGINT elsewhere.
+Seq = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class OrgRow(Base):
+    __tablename__ = "organizations"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
+class FileRow(Base):
+    __tablename__ = "files"
+    seq: Mapped[int] = mapped_column(Seq, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(512))
+    purpose: Mapped[str] = mapped_column(String(40))
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(20))
+    status_details: Mapped[str | None] = mapped_column(Text, default=None)
+    examples: Mapped[int | None] = mapped_column(Integer, default=None)
+    object_key: Mapped[str | None] = mapped_column(String(512), default=None)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
+class BaseModelRow(Base):
+    """A provider base model that customers may fine-tune (pre-aligned by Antibody's alignment stage)."""
+
+    __tablename__ = "base_models"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024))
+    aligned: Mapped[bool] = mapped_column(Boolean, default=False)
+    gpu_class: Mapped[str] = mapped_column(String(40), default="default")
+    manifest: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class JobRow(Base):
+    __tablename__ = "fine_tuning_jobs"
+    seq: Mapped[int] = mapped_column(Seq, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    model: Mapped[str] = mapped_column(String(200))
+    training_file: Mapped[str] = mapped_column(String(40))
+    validation_file: Mapped[str | None] = mapped_column(String(40), default=None)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    method: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    suffix: Mapped[str | None] = mapped_column(String(64), default=None)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    job_metadata: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, default=None)
+    integrations: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    fine_tuned_model: Mapped[str | None] = mapped_column(String(300), default=None)
+    result_files: Mapped[list[Any]] = mapped_column(default=list)
+    trained_tokens: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    finished_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    estimated_finish: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # Worker coordination: the DB owns job state; Celery only wakes workers.
+    control: Mapped[str | None] = mapped_column(String(20), default=None)  # "cancel" | "pause" requested
+    lease_token: Mapped[str | None] = mapped_column(String(40), default=None)
+    lease_expires_at: Mapped[float | None] = mapped_column(default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    request_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+
+    __table_args__ = (Index("uq_fine_tuning_jobs_org_idempotency", "org_id", "idempotency_key", unique=True),)
+
+
+class JobEventRow(Base):
+    __tablename__ = "fine_tuning_job_events"
+    seq: Mapped[int] = mapped_column(Seq, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("fine_tuning_jobs.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    level: Mapped[str] = mapped_column(String(10), default="info")
+    message: Mapped[str] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(String(10), default="message")
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+
+class CheckpointRow(Base):
+    __tablename__ = "fine_tuning_checkpoints"
+    seq: Mapped[int] = mapped_column(Seq, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("fine_tuning_jobs.id", ondelete="CASCADE"), index=True)
+    step_number: Mapped[int] = mapped_column(Integer)
+    fine_tuned_model_checkpoint: Mapped[str] = mapped_column(String(300))
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    object_prefix: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class FineTunedModelRow(Base):
+    __tablename__ = "fine_tuned_models"
+    id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("fine_tuning_jobs.id", ondelete="CASCADE"))
+    base_model: Mapped[str] = mapped_column(String(200))
+    adapter_prefix: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    deleted_at: Mapped[int | None] = mapped_column(BigInteger, default=None)

@@ -1,0 +1,74 @@
+"""Session-wide real servers (started on first use) and the object store fixture.
+
+Subdirectories add their own conftest.py; keep this one to shared infrastructure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from service.storage import ObjectStore, S3ObjectStore, open_store
+from tests import servers
+
+
+def _start(start: Callable[[], str]) -> str:
+    try:
+        return start()
+    except servers.ServerUnavailable as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_test_servers() -> Iterator[None]:
+    yield
+    servers.stop_all()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """``redis://127.0.0.1:PORT/0`` of a real redis-server (or ``FTAAS_TEST_REDIS_URL``)."""
+    return _start(servers.start_redis)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """``postgresql+psycopg://…`` of an empty database on real PostgreSQL (or ``FTAAS_TEST_DATABASE_URL``)."""
+    return _start(servers.start_postgres)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> str:
+    """Endpoint URL of a real S3-speaking server (moto, or ``FTAAS_TEST_S3_ENDPOINT``); AWS_* env creds."""
+    # moto accepts any credentials, but boto3 refuses to sign without some.
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    return _start(servers.start_moto)
+
+
+@pytest.fixture(params=["file", "s3"])
+def object_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
+    """An empty store: a ``file://`` directory, or a fresh bucket (with a root prefix) on the S3 server."""
+    if request.param == "file":
+        yield open_store(f"file://{tmp_path / 'objects'}")
+        return
+    endpoint = request.getfixturevalue("s3_endpoint")
+    store = open_store(f"s3://ftaas-test-{uuid.uuid4().hex[:16]}/root", endpoint_url=endpoint)
+    assert isinstance(store, S3ObjectStore)
+    store.ensure_bucket()
+    yield store
+    _drop_bucket(store)
+
+
+def _drop_bucket(store: S3ObjectStore) -> None:
+    client, bucket = store.client, store.bucket
+    for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", ()):
+        client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", ()):
+            client.delete_object(Bucket=bucket, Key=obj["Key"])
+    client.delete_bucket(Bucket=bucket)

@@ -1,0 +1,111 @@
+"""Loading a base causal LM, wrapping it with LoRA, and the few transformers internals the passes rely on."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def pick_device(device: str | None) -> torch.device:
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """bf16 on CUDA, fp32 on CPU (CPU bf16 matmuls are slow and make resume tests meaningless)."""
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+
+
+def load_base_model(path: Path, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    """A HF causal LM from a local directory: safetensors only, no remote code."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=dtype, use_safetensors=True, trust_remote_code=False, local_files_only=True
+    )
+    return model.to(device)
+
+
+def add_lora(
+    model: nn.Module,
+    rank: int,
+    alpha: float,
+    dropout: float,
+    target_modules: Sequence[str],
+    gradient_checkpointing: bool = False,
+) -> nn.Module:
+    """Freeze the base and inject LoRA adapters (initialised from the current torch RNG state)."""
+    from peft import LoraConfig, get_peft_model
+
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    config = LoraConfig(
+        r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules),
+        bias="none", task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def lm_parts(model: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """(decoder, lm_head) of a (possibly PEFT-wrapped) causal LM: the transformer that returns final hidden states
+    and the output projection. Splitting them lets us project only the rows we need onto the vocabulary."""
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder = getattr(lm, lm.base_model_prefix)
+    head = lm.get_output_embeddings()
+    if getattr(lm.config, "final_logit_softcapping", None):
+        raise NotImplementedError("models with logit soft-capping are not supported")
+    return decoder, head
+
+
+def _cache_kwarg(decoder: nn.Module) -> str:
+    # transformers 5 renamed `past_key_values` to `cache`.
+    params = inspect.signature(decoder.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def decoder_forward(
+    decoder: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    position_ids: torch.Tensor,
+    cache: Any = None,
+    use_cache: bool = False,
+) -> tuple[torch.Tensor, Any]:
+    """Final hidden states [B, T, H] and the KV cache (None unless ``use_cache``)."""
+    kwargs = {_cache_kwarg(decoder): cache} if cache is not None else {}
+    out = decoder(
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+        use_cache=use_cache, **kwargs,
+    )
+    if not use_cache:
+        return out.last_hidden_state, None
+    new_cache = out["cache"] if "cache" in out else out["past_key_values"]
+    return out.last_hidden_state, new_cache
+
+
+def crop_cache(cache: Any, length: int) -> None:
+    """Keep the first ``length`` positions of every layer of a dynamic KV cache, in place.
+
+    Slicing makes views and rebinds the layer's tensors, so the tensors autograd saved for the training backward are
+    never modified (torch would raise if they were).
+    """
+    layers = getattr(cache, "layers", None)
+    if layers is None or any(getattr(layer, "is_sliding", False) for layer in layers):
+        raise NotImplementedError(f"cannot crop a {type(cache).__name__}; use refusal_pass='naive'")
+    for layer in layers:
+        layer.keys = layer.keys[..., :length, :]
+        layer.values = layer.values[..., :length, :]
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The LoRA tensors by name (what checkpoints and bit-identity tests compare)."""
+    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
