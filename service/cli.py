@@ -103,3 +103,7 @@ def _register_worker_commands() -> None:
 
 
 _register_worker_commands()
+
+
+if __name__ == "__main__":
+    main()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from service.errors import InvalidRequest
@@ -24,7 +24,8 @@ def page(
 ) -> tuple[list[Any], bool]:
     """Rows after the object with id `after` in `seq_col` order, plus whether more remain."""
     if after:
-        anchor = session.scalar(select(seq_col).where(id_col == after))
+        # Look the anchor up inside the same filtered query, so another org's id is as unknown as a made-up one.
+        anchor = session.scalar(query.with_only_columns(seq_col).where(id_col == after))
         if anchor is None:
             raise InvalidRequest(f"No object with id '{after}' to page after.", param="after", code="invalid_value")
         query = query.where(seq_col < anchor if newest_first else seq_col > anchor)

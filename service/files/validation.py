@@ -4,18 +4,17 @@ The upload endpoint feeds the file's bytes to `ChatJSONLValidator.feed` as they 
 anywhere, even inside a UTF-8 character) and calls `finish` at the end. Memory stays bounded by one chunk plus
 one line of at most `max_line_bytes`; a longer line is reported and skipped without being buffered.
 
-Each line must be one JSON object in OpenAI's chat fine-tuning format::
+Each line must be one JSON object in the chat fine-tuning format::
 
-    {"messages": [{"role": "system" | "user" | "assistant" | "tool", "content": str, ...}, ...],
-     "tools": [...],                 # optional, OpenAI function-tool definitions
-     "parallel_tool_calls": bool}    # optional
+    {"messages": [{"role": "system" | "user" | "assistant" | "tool", "content": str}, ...]}
 
-Message keys: `role` and `content` everywhere, `name` on system/user/assistant, `weight` (int 0 or 1, default
-1) and `tool_calls` on assistant, `tool_call_id` on tool. `content` is a string; only an assistant message
-that carries `tool_calls` may omit it or set it to null (OpenAI's function-calling examples do). Every line
-needs an assistant message with weight 1, since only assistant tokens are trained on. Unknown keys are errors.
-Duplicate keys are not detected: the last one wins, as in every JSON parser the pipeline uses (stdlib json,
-orjson).
+`messages` is the only top-level key. Every message has `role` and a string `content`; assistant messages may
+also carry `weight` (int 0 or 1, default 1). Every line needs an assistant message with weight 1, since only
+assistant tokens are trained on. OpenAI's function-calling and naming fields (`tools`, `parallel_tool_calls`,
+`name`, `tool_calls`, `tool_call_id`) are rejected with their own message rather than accepted: training
+(worker/training/data.py) reads only `role`, `content` and `weight`, so they would be silently dropped. Other
+unknown keys are errors too. Duplicate keys are not detected: the last one wins, as in every JSON parser the
+pipeline uses (stdlib json, orjson).
 
 The JSON itself is held to RFC 8259 without the usual leniencies: UTF-8 only (no BOM, no UTF-16), no NaN or
 Infinity, no unpaired surrogate escapes, no numbers that overflow a double, nesting at most `MAX_DEPTH`
@@ -38,21 +37,25 @@ MAX_DEPTH = 64
 """Deepest container nesting accepted (the top-level object is depth 1). orjson alone allows 1024."""
 
 ROLES = ("system", "user", "assistant", "tool")
-TOP_LEVEL_KEYS = frozenset({"messages", "tools", "parallel_tool_calls"})
+TOP_LEVEL_KEYS = frozenset({"messages"})
+_PLAIN_KEYS = frozenset({"role", "content"})
 MESSAGE_KEYS = {
-    "system": frozenset({"role", "content", "name"}),
-    "user": frozenset({"role", "content", "name"}),
-    "assistant": frozenset({"role", "content", "name", "weight", "tool_calls"}),
-    "tool": frozenset({"role", "content", "tool_call_id"}),
+    "system": _PLAIN_KEYS,
+    "user": _PLAIN_KEYS,
+    "assistant": _PLAIN_KEYS | {"weight"},
+    "tool": _PLAIN_KEYS,
 }
 _ALL_MESSAGE_KEYS = frozenset().union(*MESSAGE_KEYS.values())
-_TOOL_CALL_KEYS = frozenset({"id", "type", "function"})
-_TOOL_CALL_FUNCTION_KEYS = frozenset({"name", "arguments"})
-_TOOL_KEYS = frozenset({"type", "function"})
-_TOOL_FUNCTION_KEYS = frozenset({"name", "description", "parameters", "strict"})
+# OpenAI chat fields that training would silently drop: rejected with a reason rather than "unknown key".
+_TRAINED_ON = "this service trains on role, content and weight only"
+_UNSUPPORTED = dict.fromkeys(
+    ("tools", "parallel_tool_calls", "tool_calls", "tool_call_id"),
+    f"function calling is not supported; {_TRAINED_ON}",
+) | {"name": f"message names are not supported; {_TRAINED_ON}"}
 
 _MISSING: Any = object()
 _ROLE_LIST = ", ".join(ROLES)
+_TOO_DEEP = f"JSON is nested more than {MAX_DEPTH} levels deep"
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,8 @@ class ChatJSONLValidator:
             raise RuntimeError("feed() after finish()")
         if not chunk or self._rejected:
             return
+        if type(chunk) is not bytes:
+            chunk = bytes(chunk)  # bytearray / memoryview from some multipart parsers
         self._total_bytes += len(chunk)
         if not self._head_checked:
             # The encoding sniff needs the first 4 bytes, which may arrive one at a time.
@@ -193,7 +198,7 @@ class ChatJSONLValidator:
             # Reported as line 1's error; the rest of the file is still checked.
             self._bom = True
             self._add(
-                1, None, "the file starts with a UTF-8 byte-order mark (BOM); save it as UTF-8 without one"
+                1, None, "the file starts with a UTF-8 byte-order mark (BOM): save it as UTF-8 without BOM"
             )
             return head[3:]
         utf16_bom = head.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff"))
@@ -218,7 +223,7 @@ class ChatJSONLValidator:
             if n == 1 and self._bom:
                 continue  # already reported
             if len(line) > max_len:
-                self._add(n, None, f"line is {len(line)} bytes, longer than the maximum of {max_len} bytes")
+                self._add(n, None, f"line is longer than the maximum of {max_len} bytes")
                 continue
             try:
                 obj = loads(line)
@@ -237,7 +242,7 @@ class ChatJSONLValidator:
         except _LineProblem as problem:
             # Say "too deep" rather than whatever type error deep nesting happened to cause.
             if _depth(obj, 1) > MAX_DEPTH:
-                self._add(n, None, f"JSON is nested more than {MAX_DEPTH} levels deep")
+                self._add(n, None, _TOO_DEEP)
             else:
                 self._add(n, problem.field, problem.message)
             return False
@@ -289,7 +294,7 @@ def _check_example(obj: Any) -> None:
         raise _LineProblem(None, f"each line must be a JSON object (got {_kind(obj)})")
     if not obj.keys() <= TOP_LEVEL_KEYS:
         key = _first_unknown(obj, TOP_LEVEL_KEYS)
-        raise _LineProblem(_path("", key), "unknown key (allowed: messages, tools, parallel_tool_calls)")
+        raise _LineProblem(_path("", key), _UNSUPPORTED.get(key, "unknown key (allowed: messages)"))
     messages = obj.get("messages", _MISSING)
     if messages is _MISSING:
         raise _LineProblem("messages", "is required")
@@ -310,87 +315,28 @@ def _check_example(obj: Any) -> None:
             raise _LineProblem(f"{where}.role", f"must be one of {_ROLE_LIST} (got {_show(role)})")
         if not message.keys() <= allowed:
             key = _first_unknown(message, allowed)
+            if key in _UNSUPPORTED:
+                raise _LineProblem(_path(where, key), _UNSUPPORTED[key])
             if key in _ALL_MESSAGE_KEYS:
                 raise _LineProblem(_path(where, key), f"is not allowed on a {role} message")
             raise _LineProblem(_path(where, key), "unknown key")
         content = message.get("content", _MISSING)
-        if type(content) is not str and not (
-            role == "assistant" and (content is None or content is _MISSING) and "tool_calls" in message
-        ):
+        if type(content) is not str:
             if content is _MISSING:
                 raise _LineProblem(f"{where}.content", "is required")
             raise _LineProblem(f"{where}.content", f"must be a string (got {_kind(content)})")
-        for key in ("name", "tool_call_id"):
-            value = message.get(key, "")
-            if type(value) is not str:
-                raise _LineProblem(f"{where}.{key}", f"must be a string (got {_kind(value)})")
         if role == "assistant":
             has_assistant = True
             weight = message.get("weight", 1)
             if type(weight) is not int or (weight != 0 and weight != 1):
                 raise _LineProblem(f"{where}.weight", f"must be 0 or 1 (got {_show(weight)})")
             trained = trained or weight == 1
-            if "tool_calls" in message:
-                _check_tool_calls(message["tool_calls"], f"{where}.tool_calls")
     if not has_assistant:
         raise _LineProblem("messages", "must contain at least one assistant message")
     if not trained:
         raise _LineProblem(
             "messages", "needs at least one assistant message with weight 1 (all have weight 0)"
         )
-    parallel = obj.get("parallel_tool_calls", False)
-    if type(parallel) is not bool:
-        raise _LineProblem("parallel_tool_calls", f"must be true or false (got {_show(parallel)})")
-    if "tools" in obj:
-        _check_tools(obj["tools"])
-
-
-def _check_tool_calls(calls: Any, where: str) -> None:
-    if type(calls) is not list or not calls:
-        raise _LineProblem(where, f"must be a non-empty array (got {_kind(calls)})")
-    for j, call in enumerate(calls):
-        _check_object(call, f"{where}[{j}]", _TOOL_CALL_KEYS, {"id": str, "type": str, "function": dict})
-        if call["type"] != "function":
-            raise _LineProblem(f"{where}[{j}].type", f'must be "function" (got {_show(call["type"])})')
-        _check_object(
-            call["function"],
-            f"{where}[{j}].function",
-            _TOOL_CALL_FUNCTION_KEYS,
-            {"name": str, "arguments": str},
-        )
-
-
-def _check_tools(tools: Any) -> None:
-    if type(tools) is not list:
-        raise _LineProblem("tools", f"must be an array (got {_kind(tools)})")
-    for j, tool in enumerate(tools):
-        _check_object(tool, f"tools[{j}]", _TOOL_KEYS, {"type": str, "function": dict})
-        if tool["type"] != "function":
-            raise _LineProblem(f"tools[{j}].type", f'must be "function" (got {_show(tool["type"])})')
-        where = f"tools[{j}].function"
-        function = tool["function"]
-        _check_object(function, where, _TOOL_FUNCTION_KEYS, {"name": str})
-        for key, kind in (("description", str), ("parameters", dict), ("strict", bool)):
-            if key in function and type(function[key]) is not kind:
-                raise _LineProblem(
-                    f"{where}.{key}", f"must be {_KIND_NAMES[kind]} (got {_kind(function[key])})"
-                )
-        # `parameters` is a free-form JSON Schema; only its depth is limited (line 1, tools 2, tool 3, ...).
-        if "parameters" in function and _depth(function["parameters"], 5) > MAX_DEPTH:
-            raise _LineProblem(f"{where}.parameters", f"is nested more than {MAX_DEPTH} levels deep")
-
-
-def _check_object(value: Any, where: str, allowed: frozenset[str], required: dict[str, type]) -> None:
-    """A small fixed-shape object: known keys only, and the required ones present with the right type."""
-    if type(value) is not dict:
-        raise _LineProblem(where, f"must be an object (got {_kind(value)})")
-    if not value.keys() <= allowed:
-        raise _LineProblem(_path(where, _first_unknown(value, allowed)), "unknown key")
-    for key, kind in required.items():
-        if key not in value:
-            raise _LineProblem(f"{where}.{key}", "is required")
-        if type(value[key]) is not kind:
-            raise _LineProblem(f"{where}.{key}", f"must be {_KIND_NAMES[kind]} (got {_kind(value[key])})")
 
 
 def _depth(value: Any, depth: int) -> int:
@@ -415,7 +361,7 @@ def _depth(value: Any, depth: int) -> int:
 
 def _describe_parse_error(line: bytes, exc: orjson.JSONDecodeError) -> str:
     if not line.strip(b" \t\r"):
-        return "blank line (every line must hold one JSON object; remove empty lines)"
+        return "blank line (every line must hold one JSON object)"
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as bad:
@@ -423,9 +369,9 @@ def _describe_parse_error(line: bytes, exc: orjson.JSONDecodeError) -> str:
     if "\x00" in text:
         return "contains NUL bytes: the file looks UTF-16 or UTF-32 encoded, but must be UTF-8"
     if text.lstrip(" \t").startswith("\ufeff"):
-        return "starts with a byte-order mark (U+FEFF); save the file as UTF-8 without BOM"
+        return "starts with a byte-order mark (U+FEFF): save the file as UTF-8 without BOM"
     if "depth limit" in exc.msg or "recursion" in exc.msg:
-        return f"JSON is nested more than {MAX_DEPTH} levels deep"
+        return _TOO_DEEP
     at = exc.pos
     if text.startswith(("NaN", "Infinity"), at) or text.startswith(("-NaN", "-Infinity"), max(at - 1, 0)):
         return f"NaN and Infinity are not valid JSON numbers (column {exc.colno})"
@@ -436,22 +382,20 @@ def _describe_parse_error(line: bytes, exc: orjson.JSONDecodeError) -> str:
 
 # -- formatting ----------------------------------------------------------------------------------------------
 
-_KIND_NAMES = {str: "a string", dict: "an object", bool: "true or false"}
+
+_KINDS = {
+    type(None): "null",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "an array",
+}
 
 
 def _kind(value: Any) -> str:
     """JSON's name for the type of a parsed value."""
-    if value is None:
-        return "null"
-    if type(value) is bool:
-        return "a boolean"
-    if type(value) in (int, float):
-        return "a number"
-    if type(value) is str:
-        return "a string"
-    if type(value) is list:
-        return "an array"
-    return "an object"
+    return _KINDS.get(type(value), "an object")
 
 
 def _show(value: Any, limit: int = 40) -> str:

@@ -17,7 +17,7 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 @click.command("train")
-@click.option("--base", "base", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+@click.option("--base", "base_model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
               help="Base model directory (HF format, safetensors).")
 @click.option("--train", "train_file", type=_FILE, required=True, help="Training chat JSONL.")
 @click.option("--validation", "validation_file", type=_FILE, default=None, help="Validation chat JSONL.")

@@ -166,11 +166,13 @@ class ChatEncoder:
 
 
 def truncate(prompt: list[int], response: list[int], mask: list[int], max_len: int):
-    """Fit x‖y into ``max_len`` tokens: cut the response's tail first, then the prompt's head (the end of the prompt,
-    with the assistant header, is what conditions the answer). Returns (prompt, response, mask, truncated)."""
+    """Fit x‖y into ``max_len`` tokens: cut the response's tail, as OpenAI does, but keep at least a quarter of the
+    budget for the response by cutting the prompt's head if needed (the end of the prompt, with the assistant header,
+    is what conditions the answer). Returns (prompt, response, mask, truncated)."""
     if len(prompt) + len(response) <= max_len:
         return prompt, response, mask, False
-    keep_prompt = min(len(prompt), max(max_len - len(response), max_len // 2, 1))
+    reserve = min(len(response), max(max_len // 4, 1))
+    keep_prompt = min(len(prompt), max_len - reserve)
     prompt = prompt[len(prompt) - keep_prompt :]
     keep_response = max_len - keep_prompt
     return prompt, response[:keep_response], mask[:keep_response], True
