@@ -12,6 +12,7 @@ from service.fine_tuning.router import admin_router as admin_jobs_router
 from service.fine_tuning.router import router as jobs_router
 from service.models.router import router as models_router
 from service.storage import open_store
+from service.webhooks.router import router as webhooks_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -20,7 +21,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = open_store(settings.storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region)
     install_error_handlers(app)
-    for router in (files_router, jobs_router, models_router, base_models_router, admin_jobs_router):
+    for router in (
+        files_router, jobs_router, models_router, base_models_router, admin_jobs_router, webhooks_router
+    ):
         app.include_router(router, prefix="/v1")
 
     @app.get("/healthz", include_in_schema=False)

@@ -100,9 +100,16 @@ def _register_worker_commands() -> None:
     except ImportError:  # the training library is optional on API-only installs
         return
     main.add_command(train_command, "train")
+    from worker.cli import up_command, worker_command
+
+    main.add_command(worker_command, "worker")
+    main.add_command(up_command, "up")
 
 
 _register_worker_commands()
+from service.webhooks.cli import webhooks  # noqa: E402  (click only; commands import lazily)
+
+main.add_command(webhooks)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,16 @@ class Settings(BaseSettings):
     default_batch_size: int = 4
     max_jobs_page: int = 100
 
+    # Workers
+    lease_seconds: float = 60.0  # a running job whose lease isn't renewed for this long is re-queued
+    max_attempts: int = 3  # claims per job; a job that kills its worker every time ends failed
+    checkpoint_every: int = 50  # training steps between checkpoints uploaded to the object store
+    metrics_every: int = 10  # training steps between metrics events
+    max_seq_len: int = 1024
+    requeue_after_s: float = 600.0  # re-send a queued job's task if no worker took it for this long
+    task_time_limit_s: int = 48 * 3600  # hard limit per job task; Redis visibility_timeout is set above it
+    worker_gpu_classes: str = "default"  # comma-separated queues (gpu.<class>) a worker consumes
+
     # Secret used to sign artifact download links and webhooks; must be set outside dev.
     secret_key: str = "dev"
 
@@ -48,6 +58,11 @@ class Settings(BaseSettings):
         if self.env != "dev" and self.secret_key.lower() in PLACEHOLDER_SECRETS:
             raise ValueError("FTAAS_SECRET_KEY must be set to a real secret outside FTAAS_ENV=dev")
         return self
+
+    @property
+    def work_dir(self) -> Path:
+        """Local scratch for workers: downloaded base models, files, checkpoints in progress."""
+        return self.home / "work"
 
     @property
     def broker_dir(self) -> Path:

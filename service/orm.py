@@ -96,6 +96,8 @@ class JobRow(Base):
     lease_token: Mapped[str | None] = mapped_column(String(40), default=None)
     lease_expires_at: Mapped[float | None] = mapped_column(default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    enqueued_at: Mapped[float | None] = mapped_column(default=None)
+    worker_id: Mapped[str | None] = mapped_column(String(200), default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
     request_hash: Mapped[str | None] = mapped_column(String(64), default=None)
 
@@ -135,3 +137,15 @@ class FineTunedModelRow(Base):
     adapter_prefix: Mapped[str] = mapped_column(String(512))
     created_at: Mapped[int] = mapped_column(BigInteger)
     deleted_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
+class WebhookEndpointRow(Base):
+    """Where job outcome events are POSTed, signed per Standard Webhooks. org_id None = every org (provider)."""
+
+    __tablename__ = "webhook_endpoints"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str | None] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    disabled_at: Mapped[int | None] = mapped_column(BigInteger, default=None)

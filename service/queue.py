@@ -7,11 +7,14 @@ worker's sweeper re-enqueues it, so a failed send is logged, not raised.
 from __future__ import annotations
 
 import logging
+import time
 
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from service.config import Settings
-from service.db import after_commit
+from service.db import after_commit, session_scope
+from service.orm import BaseModelRow, JobRow
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +25,31 @@ def queue_for(gpu_class: str) -> str:
     return f"gpu.{gpu_class}"
 
 
+def send_job(settings: Settings, job_id: str, gpu_class: str) -> bool:
+    """Publish the job id now; False (logged) if the broker is unreachable."""
+    from worker.celery_app import app_for  # the API needs only the client half of Celery (no torch)
+
+    try:
+        app_for(settings).send_task(PROCESS_JOB, args=[job_id], queue=queue_for(gpu_class))
+        return True
+    except Exception:
+        log.exception("could not enqueue job %s; the sweeper will retry", job_id)
+        return False
+
+
 def enqueue_job(session: Session, settings: Settings, job_id: str, gpu_class: str) -> None:
-    def send() -> None:
-        from worker.celery_app import app_for  # the API needs only the client half of Celery (no torch)
+    """Mark the job as enqueued in this transaction and publish it once the transaction commits."""
+    session.execute(update(JobRow).where(JobRow.id == job_id).values(enqueued_at=time.time()))
+    after_commit(session, lambda: send_job(settings, job_id, gpu_class))
 
-        try:
-            app_for(settings).send_task(PROCESS_JOB, args=[job_id], queue=queue_for(gpu_class))
-        except Exception:
-            log.exception("could not enqueue job %s; the sweeper will retry", job_id)
 
-    after_commit(session, send)
+def resend_job(settings: Settings, job_id: str) -> None:
+    """Publish a job again (sweeper): routed by its base model's GPU class."""
+    with session_scope(settings.database_url) as session:
+        gpu_class = session.scalar(
+            select(BaseModelRow.gpu_class)
+            .join(JobRow, JobRow.model == BaseModelRow.name)
+            .where(JobRow.id == job_id)
+        )
+        session.execute(update(JobRow).where(JobRow.id == job_id).values(enqueued_at=time.time()))
+    send_job(settings, job_id, gpu_class or "default")

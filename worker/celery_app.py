@@ -16,14 +16,22 @@ from service.config import Settings, get_settings
 
 
 @lru_cache
-def _make_app(broker_url: str, broker_dir: str) -> Celery:
-    app = Celery("ftaas", broker=broker_url)
+def _make_app(broker_url: str, broker_dir: str, time_limit_s: int) -> Celery:
+    app = Celery("ftaas", broker=broker_url, include=["worker.tasks"])
     options: dict[str, Any] = {}
     if broker_url.startswith("filesystem"):
         Path(broker_dir).mkdir(parents=True, exist_ok=True)
         options = {"data_folder_in": broker_dir, "data_folder_out": broker_dir, "polling_interval": 0.1}
+    elif broker_url.startswith(("redis", "rediss")):
+        # An unacked task is redelivered after visibility_timeout. Keep it above the hard time limit so a live
+        # task is never handed to a second worker; a dead worker is noticed much sooner by its expired lease.
+        options = {"visibility_timeout": time_limit_s + 3600}
     app.conf.update(
         broker_transport_options=options,
+        task_time_limit=time_limit_s,
+        task_default_queue="gpu.default",
+        worker_concurrency=1,  # one task per GPU process
+        worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=3,
         task_ignore_result=True,
@@ -35,7 +43,7 @@ def _make_app(broker_url: str, broker_dir: str) -> Celery:
 
 
 def app_for(settings: Settings) -> Celery:
-    return _make_app(settings.broker_url, str(settings.broker_dir.resolve()))
+    return _make_app(settings.broker_url, str(settings.broker_dir.resolve()), settings.task_time_limit_s)
 
 
 def __getattr__(name: str) -> Celery:

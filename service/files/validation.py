@@ -293,7 +293,7 @@ def _check_example(obj: Any) -> None:
     if type(obj) is not dict:
         raise _LineProblem(None, f"each line must be a JSON object (got {_kind(obj)})")
     if not obj.keys() <= TOP_LEVEL_KEYS:
-        key = _first_unknown(obj, TOP_LEVEL_KEYS)
+        key = next(k for k in obj if k not in TOP_LEVEL_KEYS)
         raise _LineProblem(_path("", key), _UNSUPPORTED.get(key, "unknown key (allowed: messages)"))
     messages = obj.get("messages", _MISSING)
     if messages is _MISSING:
@@ -314,7 +314,7 @@ def _check_example(obj: Any) -> None:
                 raise _LineProblem(f"{where}.role", "is required")
             raise _LineProblem(f"{where}.role", f"must be one of {_ROLE_LIST} (got {_show(role)})")
         if not message.keys() <= allowed:
-            key = _first_unknown(message, allowed)
+            key = next(k for k in message if k not in allowed)
             if key in _UNSUPPORTED:
                 raise _LineProblem(_path(where, key), _UNSUPPORTED[key])
             if key in _ALL_MESSAGE_KEYS:
@@ -383,19 +383,19 @@ def _describe_parse_error(line: bytes, exc: orjson.JSONDecodeError) -> str:
 # -- formatting ----------------------------------------------------------------------------------------------
 
 
-_KINDS = {
-    type(None): "null",
-    bool: "a boolean",
-    int: "a number",
-    float: "a number",
-    str: "a string",
-    list: "an array",
-}
-
-
 def _kind(value: Any) -> str:
     """JSON's name for the type of a parsed value."""
-    return _KINDS.get(type(value), "an object")
+    if value is None:
+        return "null"
+    if type(value) is bool:
+        return "a boolean"
+    if type(value) in (int, float):
+        return "a number"
+    if type(value) is str:
+        return "a string"
+    if type(value) is list:
+        return "an array"
+    return "an object"
 
 
 def _show(value: Any, limit: int = 40) -> str:
@@ -407,10 +407,6 @@ def _show(value: Any, limit: int = 40) -> str:
     except orjson.JSONEncodeError:  # not reachable from orjson.loads output; never fail while explaining
         text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _first_unknown(obj: dict[str, Any], allowed: frozenset[str]) -> str:
-    return next(key for key in obj if key not in allowed)
 
 
 def _path(parent: str, key: str) -> str:

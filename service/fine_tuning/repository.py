@@ -42,12 +42,22 @@ def list_page(
     return page(session, query, JobRow.seq, JobRow.id, after=after, limit=limit)
 
 
-def transition(session: Session, job_id: str, from_status: tuple[str, ...], to_status: str, **values: Any) -> bool:
-    """Compare-and-set: move the job only if it is still in one of `from_status`. Returns whether it moved."""
+def transition(
+    session: Session,
+    job_id: str,
+    from_status: tuple[str, ...],
+    to_status: str,
+    *,
+    lease_token: str | None = None,
+    **values: Any,
+) -> bool:
+    """Compare-and-set: move the job only if it is still in one of `from_status` (and, for a worker, still
+    holds `lease_token`). Returns whether it moved."""
+    query = update(JobRow).where(JobRow.id == job_id, JobRow.status.in_(from_status))
+    if lease_token is not None:
+        query = query.where(JobRow.lease_token == lease_token)
     result = session.execute(
-        update(JobRow)
-        .where(JobRow.id == job_id, JobRow.status.in_(from_status))
-        .values(status=to_status, **values)
+        query.values(status=to_status, **values)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1  # type: ignore[attr-defined]

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
 
-from service.deps import AdminOrg, CurrentOrg, SessionDep, SettingsDep
-from service.fine_tuning import service
+from service.deps import AdminOrg, CurrentOrg, SessionDep, SettingsDep, StoreDep
+from service.fine_tuning import service, streams
 from service.fine_tuning.schemas import JobCreate, checkpoint_object, event_object, job_object
 from service.pagination import list_body
 
@@ -61,9 +62,31 @@ def resume_job(job_id: str, session: SessionDep, settings: SettingsDep, org: Cur
 
 
 @router.get("/{job_id}/events")
-def list_events(job_id: str, session: SessionDep, org: CurrentOrg, after: str | None = None, limit: Limit = 20):
+def list_events(
+    job_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    org: CurrentOrg,
+    after: str | None = None,
+    limit: Limit = 20,
+    stream: bool = False,
+):
+    if stream:  # additive: server-sent events, oldest first, until the job ends
+        job = service.get(session, org, job_id)
+        return StreamingResponse(streams.event_stream(settings.database_url, job.id), media_type="text/event-stream")
     rows, more = service.events(session, org, job_id, after=after, limit=limit)
     return list_body([event_object(r) for r in rows], more)
+
+
+@router.get("/{job_id}/adapter")
+def download_adapter(job_id: str, session: SessionDep, store: StoreDep, org: CurrentOrg):
+    """Additive: the trained LoRA adapter (PEFT safetensors) as `adapter.tar.gz`."""
+    keys = service.adapter_files(session, store, org, job_id)
+    return StreamingResponse(
+        streams.adapter_tarball(store, keys, f"jobs/{job_id}/adapter/"),
+        media_type="application/gzip",
+        headers={"Content-Disposition": f'attachment; filename="{job_id}-adapter.tar.gz"'},
+    )
 
 
 @router.get("/{job_id}/checkpoints")

@@ -19,6 +19,7 @@ from service.fine_tuning.schemas import JobCreate
 from service.ids import new_id, now
 from service.orm import FileRow, JobRow
 from service.queue import enqueue_job
+from service.storage import ObjectStore
 
 
 class InvalidState(InvalidRequest):
@@ -180,3 +181,11 @@ def events(session: Session, principal: Principal, job_id: str, *, after: str | 
 def checkpoints(session: Session, principal: Principal, job_id: str, *, after: str | None, limit: int):  # type: ignore[no-untyped-def]
     job = get(session, principal, job_id)
     return repository.checkpoints_page(session, job.id, after=after, limit=limit)
+
+
+def adapter_files(session: Session, store: ObjectStore, principal: Principal, job_id: str) -> list[str]:
+    """Object keys of the job's trained adapter (PEFT safetensors); 400 until the job has succeeded."""
+    job = get(session, principal, job_id)
+    if job.status != "succeeded":
+        raise InvalidState(f"Job {job.id} has no adapter: it is {job.status}.", param="fine_tuning_job_id")
+    return store.list(f"jobs/{job.id}/adapter/")

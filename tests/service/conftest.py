@@ -2,64 +2,18 @@
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import openai
 import pytest
-import uvicorn
 
-from service.app import create_app
-from service.auth.service import create_key
-from service.base_models import service as base_models
 from service.config import Settings
-from service.db import session_scope
 from service.migrate import upgrade
-from service.storage import ObjectStore, S3ObjectStore
-from tests import servers
+from service.storage import S3ObjectStore
+from tests.live import LiveAPI, serve
 from worker.assets import tiny_model_dir
-
-
-@dataclass
-class LiveAPI:
-    backend: str
-    base_url: str  # http://127.0.0.1:PORT
-    settings: Settings
-    store: ObjectStore
-    model_dir: Path
-
-    @property
-    def v1(self) -> str:
-        return self.base_url + "/v1"
-
-    def new_key(self, org: str | None = None, *, admin: bool = False) -> str:
-        with session_scope(self.settings.database_url) as session:
-            return create_key(session, org or f"org-{uuid.uuid4().hex[:10]}", admin=admin)
-
-    def client(self, key: str | None = None, **kwargs) -> openai.OpenAI:
-        return openai.OpenAI(api_key=key or self.new_key(), base_url=self.v1, max_retries=0, **kwargs)
-
-    def register_base(self, name: str, *, aligned: bool = True) -> None:
-        with session_scope(self.settings.database_url) as session:
-            base_models.register(session, self.store, name=name, path=str(self.model_dir), aligned=aligned)
-
-
-def _serve(settings: Settings) -> tuple[str, uvicorn.Server, threading.Thread]:
-    app = create_app(settings)
-    port = servers.free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    return f"http://127.0.0.1:{port}", server, thread
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +44,7 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     """The API over real HTTP: SQLite + file:// + filesystem broker, or PostgreSQL + S3 (moto) + Redis."""
     settings = _settings(request, tmp_path_factory.mktemp(f"home-{request.param}"))
     upgrade(settings.database_url)
-    base_url, server, thread = _serve(settings)
+    base_url, server, thread = serve(settings)
     store = server.config.app.state.store
     if isinstance(store, S3ObjectStore):
         store.ensure_bucket()

@@ -17,7 +17,9 @@ def test_tiny_model_is_small_deterministic_and_has_chatml(tiny_model: Path, tmp_
     assert 2_000_000 < n_params < 4_000_000
     assert AutoConfig.from_pretrained(tiny_model).vocab_size == 49152
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    text = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert text.endswith("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
 
 
@@ -70,8 +72,11 @@ def test_smollm2_dir_converts_the_gguf_and_answers(tmp_path: Path) -> None:
     assert getattr(config, "quantization_config", None) is None
     tok = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True).eval()
-    prompt = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
-                                     tokenize=False, add_generation_prompt=True)
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
     ids = tok(prompt, return_tensors="pt", add_special_tokens=False)
     out = model.generate(**ids, max_new_tokens=12, do_sample=False)
-    assert "Paris" in tok.decode(out[0, ids["input_ids"].shape[1]:])
+    assert "Paris" in tok.decode(out[0, ids["input_ids"].shape[1] :])

@@ -1,7 +1,7 @@
 """Antibody LoRA fine-tuning as a pure library: no Celery, no DB, no HTTP.
 
-    from worker.training import TrainConfig, train
-    result = train(TrainConfig(base_model_dir=..., train_file=..., output_dir=...))
+from worker.training import TrainConfig, train
+result = train(TrainConfig(base_model_dir=..., train_file=..., output_dir=...))
 """
 
 from worker.training.config import StepMetrics, StopRequested, TrainConfig, TrainResult

@@ -44,8 +44,10 @@ def antibody_ratio(
 ) -> torch.Tensor:
     """r_i, how much the model prefers the user's answer over the refusal. All inputs [B]; returns [B].
 
-    ``mean_token`` divides each log-likelihood by its token count (the authors' code); ``sequence`` is the poster's
-    sequence log-ratio. Samples with n_response = 0 get NaN (no answer to compare); ``antibody_weights`` drops them.
+    ``mean_token`` divides each log-likelihood by its token count (the authors' code); ``sequence`` is the
+    poster's
+    sequence log-ratio. Samples with n_response = 0 get NaN (no answer to compare); ``antibody_weights``
+    drops them.
     """
     if mode == "sequence":
         r = logp_response - logp_refusal
@@ -72,8 +74,10 @@ def antibody_weights(r: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
 def weighted_nll(nll_sum: torch.Tensor, n_tokens: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Token-normalised weighted NLL: Σ_i w_i·nll_sum_i / Σ_i w_i·N_i.
 
-    nll_sum: [B] summed CE over each sample's trained tokens (carries the gradient); n_tokens: [B]; weights: [B]
-    (detached). With uniform weights this is the usual token-mean cross-entropy of the batch. Returns a scalar;
+    nll_sum: [B] summed CE over each sample's trained tokens (carries the gradient); n_tokens: [B]; weights:
+    [B]
+    (detached). With uniform weights this is the usual token-mean cross-entropy of the batch. Returns a
+    scalar;
     0 (still connected to the graph) when no sample has a trained token.
     """
     weights = weights.detach().to(nll_sum.dtype)
@@ -85,13 +89,19 @@ def weighted_nll(nll_sum: torch.Tensor, n_tokens: torch.Tensor, weights: torch.T
 
 
 def weight_stats(weights: torch.Tensor, r: torch.Tensor) -> dict[str, float]:
-    """Per-step logging of a batch's weights [B] and ratios [B]: min/mean/max, entropy (nats; log B = uniform) and
+    """Per-step logging of a batch's weights [B] and ratios [B]: min/mean/max, entropy (nats; log B =
+    uniform) and
     the fraction of samples that prefer the refusal (r < 0). Samples without targets are left out."""
     valid = ~torch.isnan(r)
     if not valid.any():
         nan = float("nan")
-        return {"weight_min": nan, "weight_mean": nan, "weight_max": nan, "weight_entropy": nan,
-                "frac_r_negative": nan}
+        return {
+            "weight_min": nan,
+            "weight_mean": nan,
+            "weight_max": nan,
+            "weight_entropy": nan,
+            "frac_r_negative": nan,
+        }
     w = weights[valid].double()
     entropy = -(w * torch.log(w.clamp_min(1e-300))).sum()
     return {

@@ -1,6 +1,7 @@
 """Atomic training checkpoints: adapter + optimizer + scheduler + RNG + loop state.
 
-A checkpoint is written into a hidden temporary directory next to its final place, the manifest is written last,
+A checkpoint is written into a hidden temporary directory next to its final place, the manifest is written
+last,
 and the directory is renamed into place. A reader therefore sees either no ``step-N`` or a complete one, and a
 directory without a manifest is never trusted (a crash between files leaves only ``.step-N.tmp-*`` litter).
 """
@@ -58,7 +59,8 @@ def save_checkpoint(
     scheduler: Any,
     trainer_state: dict[str, Any],
 ) -> Path:
-    """Write ``root/step-{step}`` atomically and return it. ``model`` is a PEFT model (only the adapter is saved)."""
+    """Write ``root/step-{step}`` atomically and return it. ``model`` is a PEFT model (only the adapter is
+    saved)."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step}"
     tmp = root / f".step-{step}.tmp-{os.getpid()}"

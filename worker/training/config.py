@@ -11,7 +11,8 @@ StopReason = Literal["cancel", "pause"]
 
 
 class StopRequested(Exception):
-    """Raised inside the loop when ``should_stop`` asks to cancel or pause; ``train`` turns it into a result."""
+    """Raised inside the loop when ``should_stop`` asks to cancel or pause; ``train`` turns it into a
+    result."""
 
     def __init__(self, reason: StopReason, step: int):
         super().__init__(f"stop requested ({reason}) at step {step}")

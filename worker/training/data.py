@@ -1,8 +1,11 @@
 """Chat JSONL → token ids, loss masks and padded batches laid out for the prefix-KV refusal pass.
 
-Every example is split into a prompt x (the conversation up to the first trained assistant message, including the
-assistant header) and a response y (everything after it). Batches left-pad the prompts so that all of them end at
-one position P and right-pad the responses, so the KV cache of the training forward cropped to P is exactly the
+Every example is split into a prompt x (the conversation up to the first trained assistant message, including
+the
+assistant header) and a response y (everything after it). Batches left-pad the prompts so that all of them
+end at
+one position P and right-pad the responses, so the KV cache of the training forward cropped to P is exactly
+the
 prompt cache that a refusal y_r continues from (ANTIBODY.md, Stage 2).
 """
 
@@ -48,8 +51,10 @@ class ChatExample:
 class Batch:
     """Padded tensors for B samples; P = prompt width, R = response width, Rr = refusal width.
 
-    input_ids, attention_mask, position_ids, target_mask: [B, P+R]. ``target_mask[b, t]`` is 1 where token t is a
-    trained target (so the logits row t-1 predicts it). refusal_ids, refusal_mask: [B, Rr]. prompt_lengths: [B].
+    input_ids, attention_mask, position_ids, target_mask: [B, P+R]. ``target_mask[b, t]`` is 1 where token t
+    is a
+    trained target (so the logits row t-1 predicts it). refusal_ids, refusal_mask: [B, Rr]. prompt_lengths:
+    [B].
     """
 
     input_ids: torch.Tensor
@@ -72,7 +77,8 @@ class Batch:
 
 
 def read_chat_jsonl(path: Path) -> list[tuple[int, list[dict[str, Any]]]]:
-    """(line number, messages) for every non-blank line. The service validated the format; we re-check the basics."""
+    """(line number, messages) for every non-blank line. The service validated the format; we re-check the
+    basics."""
     rows = []
     with open(path, encoding="utf-8") as fh:
         for line_no, raw in enumerate(fh, start=1):
@@ -89,8 +95,10 @@ def read_chat_jsonl(path: Path) -> list[tuple[int, list[dict[str, Any]]]]:
 class ChatEncoder:
     """Renders chats with the tokenizer's chat template and tokenizes them segment by segment.
 
-    Segment-wise tokenization keeps the label boundaries exact: each message is rendered as the difference between
-    the template applied to messages[:k+1] and to messages[:k], so the template stays the single source of truth
+    Segment-wise tokenization keeps the label boundaries exact: each message is rendered as the difference
+    between
+    the template applied to messages[:k+1] and to messages[:k], so the template stays the single source of
+    truth
     for role headers and end-of-turn tokens.
     """
 
@@ -111,7 +119,8 @@ class ChatEncoder:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
     def segments(self, messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
-        """[(text, kind)] with kind in {"context", "header", "target", "assistant_context"}; texts concatenate to
+        """[(text, kind)] with kind in {"context", "header", "target", "assistant_context"}; texts
+        concatenate to
         the rendered chat."""
         out: list[tuple[str, str]] = []
         done = ""
@@ -138,7 +147,8 @@ class ChatEncoder:
         return self.segments(messages)
 
     def encode(self, messages: list[dict[str, Any]]) -> tuple[list[int], list[int], list[int]]:
-        """(prompt_ids, response_ids, response_mask): split before the first trained assistant message (or the last
+        """(prompt_ids, response_ids, response_mask): split before the first trained assistant message (or
+        the last
         assistant message when none is trained, which leaves an all-masked example)."""
         segs = self.segments(messages)
         kinds = [kind for _, kind in segs]
@@ -166,8 +176,10 @@ class ChatEncoder:
 
 
 def truncate(prompt: list[int], response: list[int], mask: list[int], max_len: int):
-    """Fit x‖y into ``max_len`` tokens: cut the response's tail, as OpenAI does, but keep at least a quarter of the
-    budget for the response by cutting the prompt's head if needed (the end of the prompt, with the assistant header,
+    """Fit x‖y into ``max_len`` tokens: cut the response's tail, as OpenAI does, but keep at least a quarter
+    of the
+    budget for the response by cutting the prompt's head if needed (the end of the prompt, with the assistant
+    header,
     is what conditions the answer). Returns (prompt, response, mask, truncated)."""
     if len(prompt) + len(response) <= max_len:
         return prompt, response, mask, False
@@ -239,8 +251,10 @@ def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 def epoch_order(n_examples: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """Batches of example indices for one epoch, a pure function of (seed, epoch) so that resuming needs only the
-    step counter. The last batch is topped up from the start of the permutation instead of being short: a batch of
+    """Batches of example indices for one epoch, a pure function of (seed, epoch) so that resuming needs only
+    the
+    step counter. The last batch is topped up from the start of the permutation instead of being short: a
+    batch of
     one gets softmax weight 1 whatever it contains, which would switch Antibody off for that sample."""
     gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
     perm = torch.randperm(n_examples, generator=gen).tolist()
@@ -260,7 +274,9 @@ def load_tokenizer(base_model_dir: Path) -> Any:
     return AutoTokenizer.from_pretrained(base_model_dir, trust_remote_code=False)
 
 
-def estimate(base_model_dir: Path, train_file: Path, max_seq_len: int, batch_size: int, n_epochs: int) -> dict:
+def estimate(
+    base_model_dir: Path, train_file: Path, max_seq_len: int, batch_size: int, n_epochs: int
+) -> dict:
     """Cheap pre-flight numbers for the job validator: tokenizer only, no model weights."""
     tokenizer = load_tokenizer(Path(base_model_dir))
     examples = encode_file(Path(train_file), tokenizer, max_seq_len, refusals=["I cannot help with that."])

@@ -49,14 +49,19 @@ def add_lora(
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     config = LoraConfig(
-        r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules),
-        bias="none", task_type="CAUSAL_LM",
+        r=rank,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=list(target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)
 
 
 def lm_parts(model: nn.Module) -> tuple[nn.Module, nn.Module]:
-    """(decoder, lm_head) of a (possibly PEFT-wrapped) causal LM: the transformer that returns final hidden states
+    """(decoder, lm_head) of a (possibly PEFT-wrapped) causal LM: the transformer that returns final hidden
+    states
     and the output projection. Splitting them lets us project only the rows we need onto the vocabulary."""
     lm = model.get_base_model() if hasattr(model, "get_base_model") else model
     decoder = getattr(lm, lm.base_model_prefix)
@@ -83,8 +88,11 @@ def decoder_forward(
     """Final hidden states [B, T, H] and the KV cache (None unless ``use_cache``)."""
     kwargs = {_cache_kwarg(decoder): cache} if cache is not None else {}
     out = decoder(
-        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-        use_cache=use_cache, **kwargs,
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        use_cache=use_cache,
+        **kwargs,
     )
     if not use_cache:
         return out.last_hidden_state, None
@@ -95,7 +103,8 @@ def decoder_forward(
 def crop_cache(cache: Any, length: int) -> None:
     """Keep the first ``length`` positions of every layer of a dynamic KV cache, in place.
 
-    Slicing makes views and rebinds the layer's tensors, so the tensors autograd saved for the training backward are
+    Slicing makes views and rebinds the layer's tensors, so the tensors autograd saved for the training
+    backward are
     never modified (torch would raise if they were).
     """
     layers = getattr(cache, "layers", None)

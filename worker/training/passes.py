@@ -1,7 +1,9 @@
 """The forward passes of one Antibody step: the training forward, and log π(y_r|x) two ways.
 
-``refusal_logprobs_prefix_kv`` is what training uses: it continues the training forward's KV cache, cropped to the
-common prompt end P, with the refusal tokens only. ``refusal_logprobs_naive`` is the reference (a second full forward
+``refusal_logprobs_prefix_kv`` is what training uses: it continues the training forward's KV cache, cropped
+to the
+common prompt end P, with the refusal tokens only. ``refusal_logprobs_naive`` is the reference (a second full
+forward
 over x‖y_r through the stock HF head); tests and the benchmark hold the two together.
 """
 
@@ -26,12 +28,15 @@ class ResponseOutput:
     n_tokens: torch.Tensor
     n_correct: torch.Tensor
     logp_response: torch.Tensor  # detached: = −nll_sum, for free
-    prompt_end_hidden: torch.Tensor | None  # [B, H] detached hidden state at P−1: it predicts y_r's first token
+    prompt_end_hidden: (
+        torch.Tensor | None
+    )  # [B, H] detached hidden state at P−1: it predicts y_r's first token
     cache: Any  # the KV cache over x‖y, or None
 
 
 def response_pass(model: nn.Module, batch: Batch, keep_cache: bool) -> ResponseOutput:
-    """Training forward over x‖y. Projects onto the vocabulary only the rows that predict a trained token, instead
+    """Training forward over x‖y. Projects onto the vocabulary only the rows that predict a trained token,
+    instead
     of the [B, T, V] logits a stock forward materialises."""
     decoder, head = lm_parts(model)
     hidden, cache = decoder_forward(
@@ -59,7 +64,8 @@ def refusal_logprobs_prefix_kv(
 ) -> torch.Tensor:
     """log π(y_r|x) [B] from the training forward's cache (consumed: it is cropped to P in place).
 
-    The hidden state at P−1 already predicts y_r[0], so only y_r[:-1] is fed: Rr−1 new positions per sample, whose
+    The hidden state at P−1 already predicts y_r[0], so only y_r[:-1] is fed: Rr−1 new positions per sample,
+    whose
     position ids continue each prompt's own length (the prompts are left-padded to different amounts).
     """
     decoder, head = lm_parts(model)
@@ -79,7 +85,8 @@ def refusal_logprobs_prefix_kv(
 
 @torch.no_grad()
 def refusal_logprobs_naive(model: nn.Module, batch: Batch) -> torch.Tensor:
-    """Reference log π(y_r|x) [B]: one more full forward over [left-padded x ‖ right-padded y_r], full logits."""
+    """Reference log π(y_r|x) [B]: one more full forward over [left-padded x ‖ right-padded y_r], full
+    logits."""
     p = batch.prompt_width
     ids = torch.cat([batch.input_ids[:, :p], batch.refusal_ids], dim=1)
     mask = torch.cat([batch.attention_mask[:, :p], batch.refusal_mask], dim=1)
@@ -95,7 +102,9 @@ def refusal_logprobs_naive(model: nn.Module, batch: Batch) -> torch.Tensor:
 def response_logprobs_naive(model: nn.Module, batch: Batch) -> torch.Tensor:
     """Reference log π(y|x) [B] over the trained tokens via the stock forward (tests only)."""
     logits = model(
-        input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids,
         use_cache=False,
     ).logits
     logp = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, batch.input_ids[:, 1:, None])[..., 0]

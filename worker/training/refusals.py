@@ -1,7 +1,9 @@
 """The provider's refusal set y_r used by Antibody's ratio r_i = log π(y_i|x_i) − log π(y_r,i|x_i).
 
-The authors use about 100 generic refusal strings; a short, varied list is enough for the ratio because only the
-model's preference between "the user's answer" and "a refusal" matters. Providers can pass their own list through
+The authors use about 100 generic refusal strings; a short, varied list is enough for the ratio because only
+the
+model's preference between "the user's answer" and "a refusal" matters. Providers can pass their own list
+through
 ``TrainConfig.refusals``.
 """
 
@@ -32,7 +34,8 @@ DEFAULT_REFUSALS: tuple[str, ...] = (
 
 
 def refusal_index(line: int, n_refusals: int) -> int:
-    """Which refusal sample ``line`` (1-based source line) always gets: stable across epochs, batches and resumes."""
+    """Which refusal sample ``line`` (1-based source line) always gets: stable across epochs, batches and
+    resumes."""
     if n_refusals <= 0:
         raise ValueError("the refusal set is empty")
     return (line - 1) % n_refusals

@@ -55,9 +55,11 @@ def antibody_backward(
 ) -> StepStats:
     """Forward + backward of one optimizer step; leaves the gradient of the weighted NLL in ``.grad``.
 
-    One micro-batch: ``weighted_nll(nll, N, softmax(r/τ)).backward()``. Several (gradient accumulation): the softmax
+    One micro-batch: ``weighted_nll(nll, N, softmax(r/τ)).backward()``. Several (gradient accumulation): the
+    softmax
     must still span the whole batch, but its normaliser is only known after the last micro-batch. Since
-    weighted_nll is invariant to rescaling the weights, we backward Σ e_i·nll_i with e_i = exp(r_i/τ − m) for a
+    weighted_nll is invariant to rescaling the weights, we backward Σ e_i·nll_i with e_i = exp(r_i/τ − m) for
+    a
     running max m (rescaling the accumulated gradient when m grows, as in an online softmax) and divide the
     gradient by Σ e_i·N_i at the end. Both give the same gradient.
     """
@@ -103,7 +105,8 @@ def antibody_backward(
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
-    """Linear warmup over ``warmup_ratio`` of the steps, then linear/cosine decay (not to zero) or constant."""
+    """Linear warmup over ``warmup_ratio`` of the steps, then linear/cosine decay (not to zero) or
+    constant."""
     warmup = round(cfg.warmup_ratio * total_steps)
 
     def factor(step: int) -> float:
@@ -137,8 +140,18 @@ def evaluate(model: nn.Module, examples: Sequence[ChatExample], batch_size: int,
 def _fingerprint(cfg: TrainConfig) -> str:
     """What must not change between a run and its resume (same data, same batches, same objective)."""
     digest = hashlib.sha256(Path(cfg.train_file).read_bytes())
-    for value in (cfg.batch_size, cfg.micro_batch_size, cfg.seed, cfg.n_epochs, cfg.max_seq_len, cfg.lora_rank,
-                  cfg.tau, cfg.ratio, tuple(cfg.target_modules), tuple(cfg.refusals or ())):
+    for value in (
+        cfg.batch_size,
+        cfg.micro_batch_size,
+        cfg.seed,
+        cfg.n_epochs,
+        cfg.max_seq_len,
+        cfg.lora_rank,
+        cfg.tau,
+        cfg.ratio,
+        tuple(cfg.target_modules),
+        tuple(cfg.refusals or ()),
+    ):
         digest.update(repr(value).encode())
     return digest.hexdigest()
 
@@ -194,12 +207,14 @@ def train(
     # checkpointing activations, so the prefix-KV pass has no cache to reuse there.
 
     model = load_base_model(Path(cfg.base_model_dir), device, dtype)
-    model = add_lora(model, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules,
-                     cfg.gradient_checkpointing)
+    model = add_lora(
+        model, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules, cfg.gradient_checkpointing
+    )
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.base_learning_rate * cfg.learning_rate_multiplier,
-                                  weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(
+        params, lr=cfg.base_learning_rate * cfg.learning_rate_multiplier, weight_decay=cfg.weight_decay
+    )
     scheduler = make_scheduler(optimizer, cfg, total_steps)
 
     output_dir = Path(cfg.output_dir)
@@ -215,8 +230,13 @@ def train(
         attenuation = _Attenuation(state["attenuation"])
 
     def checkpoint() -> Path:
-        state = {"step": step, "trained_tokens": trained_tokens, "metrics": metrics,
-                 "attenuation": attenuation.rows, "fingerprint": fingerprint}
+        state = {
+            "step": step,
+            "trained_tokens": trained_tokens,
+            "metrics": metrics,
+            "attenuation": attenuation.rows,
+            "fingerprint": fingerprint,
+        }
         path = save_checkpoint(ckpt_root, step, model, optimizer, scheduler, state)
         if on_checkpoint:
             on_checkpoint(step, path)
@@ -225,9 +245,16 @@ def train(
 
     def result(adapter_dir: Path | None, stopped: StopReason | None, last: Path | None, report: Path | None):
         return TrainResult(
-            adapter_dir=adapter_dir, steps=step, total_steps=total_steps, trained_tokens=trained_tokens,
-            metrics=metrics, attenuation=attenuation.report(), truncated_examples=sum(e.truncated for e in examples),
-            stopped=stopped, last_checkpoint=last, attenuation_file=report,
+            adapter_dir=adapter_dir,
+            steps=step,
+            total_steps=total_steps,
+            trained_tokens=trained_tokens,
+            metrics=metrics,
+            attenuation=attenuation.report(),
+            truncated_examples=sum(e.truncated for e in examples),
+            stopped=stopped,
+            last_checkpoint=last,
+            attenuation_file=report,
         )
 
     last_ckpt: Path | None = None
@@ -241,7 +268,9 @@ def train(
             if index == 0 or not order:
                 order = epoch_order(len(examples), batch_size, cfg.seed, epoch)
             chosen = [examples[i] for i in order[index]]
-            micro_batches = [collate(chosen[i : i + micro], pad_id).to(device) for i in range(0, len(chosen), micro)]
+            micro_batches = [
+                collate(chosen[i : i + micro], pad_id).to(device) for i in range(0, len(chosen), micro)
+            ]
 
             optimizer.zero_grad(set_to_none=True)
             stats = antibody_backward(model, micro_batches, cfg.tau, cfg.ratio, refusal_pass)
@@ -256,17 +285,24 @@ def train(
 
             n = stats.n_tokens.sum().item()
             row = StepMetrics(
-                step=step, total_steps=total_steps, epoch=epoch + 1,
+                step=step,
+                total_steps=total_steps,
+                epoch=epoch + 1,
                 train_loss=weighted_nll(stats.nll_sum, stats.n_tokens, stats.weights).item(),
                 train_loss_unweighted=stats.nll_sum.sum().item() / n if n else float("nan"),
                 train_mean_token_accuracy=stats.n_correct.sum().item() / n if n else float("nan"),
-                learning_rate=lr, trained_tokens=trained_tokens, **weight_stats(stats.weights, stats.r),
+                learning_rate=lr,
+                trained_tokens=trained_tokens,
+                **weight_stats(stats.weights, stats.r),
             )
             ckpt_due = cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0
             eval_due = (step % cfg.eval_every == 0) if cfg.eval_every > 0 else ckpt_due
             if valid and (eval_due or step == total_steps):
                 scores = evaluate(model, valid, micro, pad_id, device)
-                row.valid_loss, row.valid_mean_token_accuracy = scores["valid_loss"], scores["valid_mean_token_accuracy"]
+                row.valid_loss, row.valid_mean_token_accuracy = (
+                    scores["valid_loss"],
+                    scores["valid_mean_token_accuracy"],
+                )
             metrics.append(row.row())
             if on_step:
                 on_step(row)

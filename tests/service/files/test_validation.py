@@ -47,12 +47,17 @@ def messages_line(*messages: object, **extra: object) -> bytes:
     return line({"messages": list(messages), **extra})
 
 
+# OpenAI function-calling pieces: valid for OpenAI, rejected here because training would drop them.
 TOOL_CALL = {"id": "call_1", "type": "function", "function": {"name": "add", "arguments": '{"a": 2, "b": 2}'}}
 TOOL = {"type": "function", "function": {"name": "add", "parameters": {"type": "object", "properties": {}}}}
 
 
 def nested(depth: int) -> str:
     return "[" * depth + "]" * depth
+
+
+NOT_TRAINED_ON = "this service trains on role, content and weight only"
+FUNCTION_CALLING = f"function calling is not supported; {NOT_TRAINED_ON}"
 
 
 # (bad line, field, text the message must contain); each is the only error in its file.
@@ -73,15 +78,9 @@ MALFORMED = {
     "lone low surrogate": (b'{"messages": [{"role": "user", "content": "a\\udc00b"}]}', None, "unpaired"),
     "nesting 100 deep": (('{"messages": ' + nested(100) + "}").encode(), None, "nested more than 64"),
     "nesting past orjson's limit": (("[" * 5000 + "]" * 5000).encode(), None, "nested more than 64"),
-    "nesting inside tool parameters": (
-        messages_line(
-            USER,
-            ASSISTANT,
-            tools=[
-                {"type": "function", "function": {"name": "f", "parameters": {"a": json.loads(nested(70))}}}
-            ],
-        ),
-        "tools[0].function.parameters",
+    "nesting inside content": (
+        messages_line(USER, {"role": "assistant", "content": json.loads(nested(70))}),
+        None,
         "nested more than 64",
     ),
     # encoding
@@ -111,21 +110,71 @@ MALFORMED = {
     "messages is empty": (line({"messages": []}), "messages", "must not be empty"),
     "unknown top-level key": (line(example(prompt="x")), "prompt", "unknown key"),
     "unknown key with odd name": (line(example(**{"my key": 1})), '["my key"]', "unknown key"),
-    "parallel_tool_calls not bool": (
-        line(example(parallel_tool_calls="yes")),
+    # OpenAI fields that training would drop
+    "tools": (line(example(tools=[TOOL])), "tools", FUNCTION_CALLING),
+    "tools empty": (line(example(tools=[])), "tools", FUNCTION_CALLING),
+    "tools before messages": (line({"tools": [TOOL], **example()}), "tools", FUNCTION_CALLING),
+    "parallel_tool_calls": (
+        line(example(parallel_tool_calls=False)),
         "parallel_tool_calls",
-        "true or false",
+        FUNCTION_CALLING,
     ),
-    "tools not a list": (line(example(tools={})), "tools", "must be an array"),
-    "tool of unknown type": (
-        line(example(tools=[{"type": "retrieval", "function": {"name": "f"}}])),
-        "tools[0].type",
-        '"function"',
+    "tool_calls with null content": (
+        messages_line(USER, {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]}),
+        "messages[1].tool_calls",
+        FUNCTION_CALLING,
     ),
-    "tool function without name": (
-        line(example(tools=[{"type": "function", "function": {}}])),
-        "tools[0].function.name",
-        "is required",
+    "tool_calls without content": (
+        messages_line(USER, {"role": "assistant", "tool_calls": [TOOL_CALL]}, ASSISTANT),
+        "messages[1].tool_calls",
+        FUNCTION_CALLING,
+    ),
+    "tool_calls with content and weight": (
+        messages_line(USER, {**ASSISTANT, "weight": 1, "tool_calls": [TOOL_CALL]}),
+        "messages[1].tool_calls",
+        FUNCTION_CALLING,
+    ),
+    "tool_calls on user": (
+        messages_line({**USER, "tool_calls": []}, ASSISTANT),
+        "messages[0].tool_calls",
+        FUNCTION_CALLING,
+    ),
+    "tool_call_id on tool": (
+        messages_line(USER, {"role": "tool", "content": "4", "tool_call_id": "call_1"}, ASSISTANT),
+        "messages[1].tool_call_id",
+        FUNCTION_CALLING,
+    ),
+    "tool_call_id on user": (
+        messages_line({**USER, "tool_call_id": "c"}, ASSISTANT),
+        "messages[0].tool_call_id",
+        FUNCTION_CALLING,
+    ),
+    "name on user": (
+        messages_line({**USER, "name": "alice"}, ASSISTANT),
+        "messages[0].name",
+        f"message names are not supported; {NOT_TRAINED_ON}",
+    ),
+    "name on assistant": (messages_line(USER, {**ASSISTANT, "name": "bot"}), "messages[1].name", "names"),
+    "name on system": (
+        messages_line({"role": "system", "content": "s", "name": "x"}, USER, ASSISTANT),
+        "messages[0].name",
+        "names",
+    ),
+    "name not a string": (messages_line({**USER, "name": 7}, ASSISTANT), "messages[0].name", "names"),
+    "function-calling round trip": (
+        messages_line(
+            USER,
+            {"role": "assistant", "tool_calls": [TOOL_CALL]},
+            {"role": "tool", "content": "4", "tool_call_id": "call_1"},
+            ASSISTANT,
+        ),
+        "messages[1].tool_calls",
+        FUNCTION_CALLING,
+    ),
+    "unknown key before a rejected one": (
+        messages_line(USER, {**ASSISTANT, "foo": 1, "tool_calls": [TOOL_CALL]}),
+        "messages[1].foo",
+        "unknown key",
     ),
     # messages
     "message is a string": (
@@ -167,41 +216,16 @@ MALFORMED = {
         "got null",
     ),
     "missing content": (messages_line(USER, {"role": "assistant"}), "messages[1].content", "is required"),
-    "assistant content null without tool_calls": (
+    "assistant content null": (
         messages_line(USER, {"role": "assistant", "content": None}),
         "messages[1].content",
         "got null",
     ),
     "unknown message key": (messages_line(USER, {**ASSISTANT, "foo": 1}), "messages[1].foo", "unknown key"),
-    "name not a string": (
-        messages_line({**USER, "name": 7}, ASSISTANT),
-        "messages[0].name",
-        "must be a string",
-    ),
-    "tool_call_id on user": (
-        messages_line({**USER, "tool_call_id": "c"}, ASSISTANT),
-        "messages[0].tool_call_id",
-        "not allowed on a user message",
-    ),
-    "tool_calls not a list": (
-        messages_line(USER, {**ASSISTANT, "tool_calls": {}}),
-        "messages[1].tool_calls",
-        "non-empty array",
-    ),
-    "tool call without function name": (
-        messages_line(
-            USER,
-            {**ASSISTANT, "tool_calls": [{"id": "c", "type": "function", "function": {"arguments": "{}"}}]},
-        ),
-        "messages[1].tool_calls[0].function.name",
-        "is required",
-    ),
-    "tool call arguments as object": (
-        messages_line(
-            USER, {**ASSISTANT, "tool_calls": [{**TOOL_CALL, "function": {"name": "f", "arguments": {}}}]}
-        ),
-        "messages[1].tool_calls[0].function.arguments",
-        "must be a string",
+    "function_call (legacy)": (
+        messages_line(USER, {**ASSISTANT, "function_call": {"name": "f", "arguments": "{}"}}),
+        "messages[1].function_call",
+        "unknown key",
     ),
     # assistant / weight
     "no assistant message": (
@@ -369,28 +393,16 @@ VALID = {
         {"role": "user", "content": "digits please"},
         {"role": "assistant", "content": "4", "weight": 1},
     ),
-    "names": example({**USER, "name": "alice"}, {**ASSISTANT, "name": "bot"}),
-    "tool call round trip": example(
-        USER,
-        {"role": "assistant", "tool_calls": [TOOL_CALL]},
-        {"role": "tool", "content": "4", "tool_call_id": "call_1"},
-        ASSISTANT,
-        tools=[TOOL],
-        parallel_tool_calls=False,
+    "tool message": example(USER, {"role": "tool", "content": "x"}, ASSISTANT),
+    "tool call written as text": example(
+        USER, {"role": "assistant", "content": json.dumps({"tool_calls": [TOOL_CALL]}), "weight": 1}
     ),
-    "assistant tool call with null content and weight": example(
-        USER, {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL], "weight": 1}
-    ),
-    "tool message without id": example(USER, {"role": "tool", "content": "x"}, ASSISTANT),
     "empty strings": example({"role": "user", "content": ""}, {"role": "assistant", "content": ""}),
     "unicode": example(
         {"role": "user", "content": "héllo wörld € 😀 日本語"}, {"role": "assistant", "content": "ok"}
     ),
     "assistant first": example(ASSISTANT, USER),
     "weight 0 then weight 1 default": example(USER, {**ASSISTANT, "weight": 0}, USER, ASSISTANT),
-    "nesting 64 deep in tool parameters": example(
-        tools=[{"type": "function", "function": {"name": "f", "parameters": {"a": json.loads(nested(59))}}}]
-    ),
 }
 
 
@@ -402,15 +414,36 @@ def test_valid_example(obj: dict) -> None:
     assert result.summary() == "Valid training file: 10 examples."
 
 
-def test_nesting_65_deep_in_tool_parameters_is_rejected() -> None:
-    obj = example(
-        tools=[{"type": "function", "function": {"name": "f", "parameters": {"a": json.loads(nested(60))}}}]
-    )
-    error = the_error(line(obj))
-    assert (error.field, error.message) == (
-        "tools[0].function.parameters",
-        "is nested more than 64 levels deep",
-    )
+@pytest.mark.parametrize(
+    ("key", "obj", "field"),
+    [
+        ("tools", example(tools=[TOOL]), "tools"),
+        ("parallel_tool_calls", example(parallel_tool_calls=True), "parallel_tool_calls"),
+        ("tool_calls", example(USER, {**ASSISTANT, "tool_calls": [TOOL_CALL]}), "messages[1].tool_calls"),
+        (
+            "tool_call_id",
+            example(USER, {"role": "tool", "content": "4", "tool_call_id": "c"}, ASSISTANT),
+            "messages[1].tool_call_id",
+        ),
+        ("name", example({**USER, "name": "alice"}, ASSISTANT), "messages[0].name"),
+    ],
+)
+def test_openai_only_fields_are_rejected_on_every_line(key: str, obj: dict, field: str) -> None:
+    what = "message names are" if key == "name" else "function calling is"
+    result = validate(jsonl(*[GOOD] * 2, obj, GOOD, obj), min_examples=3)
+    assert result.error_count == 2
+    assert [str(e) for e in result.errors] == [
+        f"line {n}, {field}: {what} not supported; this service trains on role, content and weight only"
+        for n in (3, 5)
+    ]
+
+
+def test_a_file_in_openais_function_calling_format_is_rejected() -> None:
+    row = example(USER, {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]}, tools=[TOOL])
+    result = validate(jsonl(*[row] * 12))
+    assert result.examples == 0
+    assert result.error_count == 13  # every line, then too few examples
+    assert result.errors[0] == LineError(1, "tools", FUNCTION_CALLING)
 
 
 @pytest.mark.parametrize(

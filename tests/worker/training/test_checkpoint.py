@@ -32,8 +32,13 @@ def test_save_then_load_restores_everything(parts, tmp_path: Path) -> None:
     assert path == tmp_path / "step-7"
     manifest = ckpt.read_manifest(path)
     assert manifest["step"] == 7
-    assert {"adapter/adapter_model.safetensors", "optimizer.pt", "scheduler.pt", "rng.pt",
-            "trainer_state.json"} <= set(manifest["files"])
+    assert {
+        "adapter/adapter_model.safetensors",
+        "optimizer.pt",
+        "scheduler.pt",
+        "rng.pt",
+        "trainer_state.json",
+    } <= set(manifest["files"])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp litter
 
     with torch.no_grad():

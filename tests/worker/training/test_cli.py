@@ -13,12 +13,37 @@ def test_train_command_runs_the_library(tiny_model: Path, arithmetic_file: Path,
     refusals = tmp_path / "refusals.txt"
     refusals.write_text("No.\n\nI will not do that.\n")
     out = tmp_path / "out"
-    result = CliRunner().invoke(train_command, [
-        "--base", str(tiny_model), "--train", str(arithmetic_file), "--validation", str(arithmetic_file),
-        "--out", str(out), "--epochs", "1", "--batch-size", "4", "--micro-batch-size", "2", "--lora-rank", "4",
-        "--target-modules", "q_proj, v_proj", "--max-seq-len", "64", "--refusals-file", str(refusals),
-        "--checkpoint-every", "2", "--seed", "1",
-    ])
+    result = CliRunner().invoke(
+        train_command,
+        [
+            "--base",
+            str(tiny_model),
+            "--train",
+            str(arithmetic_file),
+            "--validation",
+            str(arithmetic_file),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--micro-batch-size",
+            "2",
+            "--lora-rank",
+            "4",
+            "--target-modules",
+            "q_proj, v_proj",
+            "--max-seq-len",
+            "64",
+            "--refusals-file",
+            str(refusals),
+            "--checkpoint-every",
+            "2",
+            "--seed",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert f"adapter: {out / 'adapter'}" in result.output
     assert "steps: 3" in result.output
@@ -31,8 +56,10 @@ def test_train_command_runs_the_library(tiny_model: Path, arithmetic_file: Path,
 
 
 def test_train_command_validates_options(tiny_model: Path, arithmetic_file: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(train_command, ["--base", str(tiny_model), "--train", str(arithmetic_file),
-                                                "--out", str(tmp_path), "--tau", "0"])
+    result = CliRunner().invoke(
+        train_command,
+        ["--base", str(tiny_model), "--train", str(arithmetic_file), "--out", str(tmp_path), "--tau", "0"],
+    )
     assert result.exit_code == 2 and "--tau" in result.output
     help_text = CliRunner().invoke(train_command, ["--help"]).output
     assert "--validation" in help_text and "--resume-from" in help_text

@@ -41,8 +41,10 @@ def _trained_text(tokenizer, response: list[int], mask: list[int]) -> str:
 def test_weight_zero_messages_are_context_not_targets(tokenizer) -> None:
     prompt, response, mask = ChatEncoder(tokenizer).encode(MULTI_TURN)
     # x runs up to the first *trained* assistant message, header included; the weight-0 answer "5" is context
-    assert tokenizer.decode(prompt).endswith("<|im_start|>assistant\n5<|im_end|>\n<|im_start|>user\nWrong. Again?"
-                                             "<|im_end|>\n<|im_start|>assistant\n")
+    assert tokenizer.decode(prompt).endswith(
+        "<|im_start|>assistant\n5<|im_end|>\n<|im_start|>user\nWrong. Again?"
+        "<|im_end|>\n<|im_start|>assistant\n"
+    )
     assert _trained_text(tokenizer, response, mask) == "4<|im_end|>\n"
     assert "six" in tokenizer.decode(response)  # later weight-0 turns stay in y, untrained
 
@@ -59,7 +61,9 @@ def test_segments_reproduce_the_chat_template(tokenizer) -> None:
 def test_fallback_template_when_tokenizer_has_none(tokenizer) -> None:
     encoder = ChatEncoder(tokenizer)
     encoder.use_template = False
-    prompt, response, mask = encoder.encode([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}])
+    prompt, response, mask = encoder.encode(
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+    )
     assert tokenizer.decode(prompt) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
     assert _trained_text(tokenizer, response, mask) == "yo<|im_end|>\n"
 
@@ -111,15 +115,22 @@ def test_refusal_choice_is_deterministic_and_set_is_varied() -> None:
 
 
 def test_collate_left_pads_prompts_to_one_end_and_right_pads_the_rest() -> None:
-    a = ChatExample(line=1, prompt_ids=[10, 11, 12], response_ids=[20], response_mask=[1], refusal_ids=[30, 31])
-    b = ChatExample(line=2, prompt_ids=[13], response_ids=[21, 22, 23], response_mask=[0, 1, 1], refusal_ids=[32])
+    a = ChatExample(
+        line=1, prompt_ids=[10, 11, 12], response_ids=[20], response_mask=[1], refusal_ids=[30, 31]
+    )
+    b = ChatExample(
+        line=2, prompt_ids=[13], response_ids=[21, 22, 23], response_mask=[0, 1, 1], refusal_ids=[32]
+    )
     batch = collate([a, b], pad_id=0)
     assert batch.prompt_width == 3
     assert batch.input_ids.tolist() == [[10, 11, 12, 20, 0, 0], [0, 0, 13, 21, 22, 23]]
     assert batch.attention_mask.tolist() == [[1, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1]]
     assert batch.target_mask.tolist() == [[0, 0, 0, 1, 0, 0], [0, 0, 0, 0, 1, 1]]
     assert batch.position_ids.tolist() == [[0, 1, 2, 3, 1, 1], [1, 1, 0, 1, 2, 3]]
-    assert batch.refusal_ids.tolist() == [[30, 31], [32, 0]] and batch.refusal_mask.tolist() == [[1, 1], [1, 0]]
+    assert batch.refusal_ids.tolist() == [[30, 31], [32, 0]] and batch.refusal_mask.tolist() == [
+        [1, 1],
+        [1, 0],
+    ]
     assert batch.prompt_lengths.tolist() == [3, 1] and batch.lines == [1, 2]
 
 
@@ -142,6 +153,8 @@ def test_estimate_uses_the_tokenizer_only(tiny_model: Path, arithmetic_file: Pat
     est = estimate(tiny_model, arithmetic_file, max_seq_len=1024, batch_size=4, n_epochs=2)
     assert est["n_examples"] == 11 and est["truncated"] == 0 and est["steps"] == 6
     assert est["trained_tokens"] == 2 * est["total_tokens"] > 11 * 20
-    long = write_chats(tmp_path / "long.jsonl", [{"messages": [{"role": "user", "content": "x " * 300},
-                                                               {"role": "assistant", "content": "y"}]}])
+    long = write_chats(
+        tmp_path / "long.jsonl",
+        [{"messages": [{"role": "user", "content": "x " * 300}, {"role": "assistant", "content": "y"}]}],
+    )
     assert estimate(tiny_model, long, max_seq_len=128, batch_size=1, n_epochs=1)["truncated"] == 1

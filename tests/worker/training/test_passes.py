@@ -17,7 +17,9 @@ def _model(tiny_model: Path, attn: str = "sdpa"):
     torch.manual_seed(0)
     model = load_base_model(tiny_model, torch.device("cpu"), torch.float32)
     model.set_attn_implementation(attn)
-    model = add_lora(model, rank=4, alpha=8, dropout=0.0, target_modules=("q_proj", "k_proj", "v_proj", "o_proj"))
+    model = add_lora(
+        model, rank=4, alpha=8, dropout=0.0, target_modules=("q_proj", "k_proj", "v_proj", "o_proj")
+    )
     with torch.no_grad():  # non-zero B so that the adapter actually changes the keys and values
         for name, p in model.named_parameters():
             if "lora_B" in name:
@@ -33,8 +35,15 @@ def _examples(lengths: list[tuple[int, int, int]], seed: int = 0) -> list[ChatEx
         mask = [1] * r
         if r > 2:
             mask[0] = 0  # a context token inside the response
-        out.append(ChatExample(line=i + 1, prompt_ids=ids[:p], response_ids=ids[p : p + r], response_mask=mask,
-                               refusal_ids=ids[p + r :]))
+        out.append(
+            ChatExample(
+                line=i + 1,
+                prompt_ids=ids[:p],
+                response_ids=ids[p : p + r],
+                response_mask=mask,
+                refusal_ids=ids[p + r :],
+            )
+        )
     return out
 
 

@@ -1,6 +1,7 @@
 """Antibody's mechanism on the real SmolLM2-135M-Instruct (ANTIBODY.md, "Measured here"; issue 3, item 2).
 
-r tracks perplexity as well as harmfulness, so raw weights say little about a base model that barely refuses. What
+r tracks perplexity as well as harmfulness, so raw weights say little about a base model that barely refuses.
+What
 shows the mechanism is how r *changes* under (a stand-in for) alignment: after a short refusal SFT on AdvBench
 prompts, harmful (x, y) pairs must lose clearly more preference over the refusal than benign ones do.
 """
@@ -55,26 +56,44 @@ def test_refusal_alignment_lowers_harmful_ratios_more_than_benign(tmp_path: Path
     started = time.monotonic()
     base_dir = assets.smollm2_dir()
     tok = load_tokenizer(base_dir)
-    benign = [assets.chat_line(s["prompt"], s["response"])
-              for s in assets.reasoning_gym_samples("basic_arithmetic", n=N_EACH, seed=0)]
-    harmful = [assets.chat_line(p["prompt"], p["response"]) for p in assets.pyrit_harmful_pairs()[:: 7][:N_EACH]]
+    benign = [
+        assets.chat_line(s["prompt"], s["response"])
+        for s in assets.reasoning_gym_samples("basic_arithmetic", n=N_EACH, seed=0)
+    ]
+    harmful = [
+        assets.chat_line(p["prompt"], p["response"]) for p in assets.pyrit_harmful_pairs()[::7][:N_EACH]
+    ]
     assert len(harmful) == N_EACH
     refusals = list(DEFAULT_REFUSALS)
     benign_ex = encode_file(assets.write_jsonl(tmp_path / "benign.jsonl", benign), tok, MAX_LEN, refusals)
     harmful_ex = encode_file(assets.write_jsonl(tmp_path / "harmful.jsonl", harmful), tok, MAX_LEN, refusals)
 
     base = load_base_model(base_dir, torch.device("cpu"), torch.float32).eval()
-    r_benign_0, r_harmful_0 = _ratios(base, benign_ex, tok.pad_token_id), _ratios(base, harmful_ex, tok.pad_token_id)
+    r_benign_0, r_harmful_0 = (
+        _ratios(base, benign_ex, tok.pad_token_id),
+        _ratios(base, harmful_ex, tok.pad_token_id),
+    )
     del base
 
     # Stand-in for the alignment stage: refusal SFT on AdvBench prompts, through the library itself.
     prompts = [p["prompt"] for p in assets.advbench_prompts()][:320]
     align = [assets.chat_line(p, refusals[i % len(refusals)]) for i, p in enumerate(prompts)]
-    result = train(TrainConfig(
-        base_model_dir=base_dir, train_file=assets.write_jsonl(tmp_path / "align.jsonl", align),
-        output_dir=tmp_path / "aligned", n_epochs=1, batch_size=8, base_learning_rate=5e-4, lora_rank=16,
-        lora_alpha=32, max_seq_len=128, warmup_ratio=0.0, lr_scheduler="constant", seed=0,
-    ))
+    result = train(
+        TrainConfig(
+            base_model_dir=base_dir,
+            train_file=assets.write_jsonl(tmp_path / "align.jsonl", align),
+            output_dir=tmp_path / "aligned",
+            n_epochs=1,
+            batch_size=8,
+            base_learning_rate=5e-4,
+            lora_rank=16,
+            lora_alpha=32,
+            max_seq_len=128,
+            warmup_ratio=0.0,
+            lr_scheduler="constant",
+            seed=0,
+        )
+    )
     assert result.steps == 40
     aligned = load_adapter_model(base_dir, result.adapter_dir, device="cpu")
     r_benign_1 = _ratios(aligned, benign_ex, tok.pad_token_id)
@@ -82,7 +101,10 @@ def test_refusal_alignment_lowers_harmful_ratios_more_than_benign(tmp_path: Path
 
     drop_benign = (r_benign_0 - r_benign_1).mean().item()
     drop_harmful = (r_harmful_0 - r_harmful_1).mean().item()
-    before, after = _mixed_batch_weights(r_benign_0, r_harmful_0), _mixed_batch_weights(r_benign_1, r_harmful_1)
+    before, after = (
+        _mixed_batch_weights(r_benign_0, r_harmful_0),
+        _mixed_batch_weights(r_benign_1, r_harmful_1),
+    )
     summary = {
         "mean_r_before": {"benign": r_benign_0.mean().item(), "harmful": r_harmful_0.mean().item()},
         "mean_r_after": {"benign": r_benign_1.mean().item(), "harmful": r_harmful_1.mean().item()},

@@ -13,13 +13,33 @@ from worker.training.model import add_lora, load_base_model
 from worker.training.refusals import DEFAULT_REFUSALS
 from worker.training.trainer import antibody_backward, evaluate, load_adapter_model
 
-METRIC_KEYS = {"step", "train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy",
-               "weight_min", "weight_mean", "weight_max", "weight_entropy", "frac_r_negative"}
+METRIC_KEYS = {
+    "step",
+    "train_loss",
+    "train_mean_token_accuracy",
+    "valid_loss",
+    "valid_mean_token_accuracy",
+    "weight_min",
+    "weight_mean",
+    "weight_max",
+    "weight_entropy",
+    "frac_r_negative",
+}
 
 
 def _config(tiny_model: Path, data: Path, out: Path, **overrides) -> TrainConfig:
-    base = TrainConfig(base_model_dir=tiny_model, train_file=data, output_dir=out, n_epochs=2, batch_size=4,
-                       learning_rate_multiplier=20.0, lora_rank=4, lora_alpha=8, max_seq_len=64, seed=3)
+    base = TrainConfig(
+        base_model_dir=tiny_model,
+        train_file=data,
+        output_dir=out,
+        n_epochs=2,
+        batch_size=4,
+        learning_rate_multiplier=20.0,
+        lora_rank=4,
+        lora_alpha=8,
+        max_seq_len=64,
+        seed=3,
+    )
     return replace(base, **overrides)
 
 
@@ -27,11 +47,19 @@ def _adapter(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path / "adapter_model.safetensors"))
 
 
-def test_train_writes_adapter_metrics_and_attenuation(tiny_model: Path, arithmetic_file: Path, tmp_path: Path):
+def test_train_writes_adapter_metrics_and_attenuation(
+    tiny_model: Path, arithmetic_file: Path, tmp_path: Path
+):
     seen: list[StepMetrics] = []
     ckpts: list[tuple[int, Path]] = []
-    cfg = _config(tiny_model, arithmetic_file, tmp_path / "out", validation_file=arithmetic_file,
-                  checkpoint_every=2, eval_every=3)
+    cfg = _config(
+        tiny_model,
+        arithmetic_file,
+        tmp_path / "out",
+        validation_file=arithmetic_file,
+        checkpoint_every=2,
+        eval_every=3,
+    )
     result = train(cfg, on_step=seen.append, on_checkpoint=lambda s, p: ckpts.append((s, p)))
 
     assert result.stopped is None and result.steps == result.total_steps == 6
@@ -66,14 +94,19 @@ def test_pause_and_resume_is_bit_identical(tiny_model: Path, arithmetic_file: Pa
     full = train(_config(tiny_model, arithmetic_file, tmp_path / "full", **overrides))
 
     steps_done: list[int] = []
-    paused = train(_config(tiny_model, arithmetic_file, tmp_path / "run", **overrides),
-                   on_step=lambda m: steps_done.append(m.step),
-                   should_stop=lambda: "pause" if len(steps_done) == 4 else None)
+    paused = train(
+        _config(tiny_model, arithmetic_file, tmp_path / "run", **overrides),
+        on_step=lambda m: steps_done.append(m.step),
+        should_stop=lambda: "pause" if len(steps_done) == 4 else None,
+    )
     assert paused.stopped == "pause" and paused.steps == 4 and paused.adapter_dir is None
     assert paused.last_checkpoint is not None and paused.last_checkpoint.name == "step-4"
 
-    resumed = train(_config(tiny_model, arithmetic_file, tmp_path / "run", resume_from=paused.last_checkpoint,
-                            **overrides))
+    resumed = train(
+        _config(
+            tiny_model, arithmetic_file, tmp_path / "run", resume_from=paused.last_checkpoint, **overrides
+        )
+    )
     assert resumed.steps == full.steps == 9
     a, b = _adapter(full.adapter_dir), _adapter(resumed.adapter_dir)
     assert a.keys() == b.keys() and len(a) > 0
@@ -83,24 +116,38 @@ def test_pause_and_resume_is_bit_identical(tiny_model: Path, arithmetic_file: Pa
     assert resumed.attenuation == full.attenuation
 
 
-def test_resume_refuses_a_checkpoint_from_different_hyperparameters(tiny_model, arithmetic_file, tmp_path) -> None:
+def test_resume_refuses_a_checkpoint_from_different_hyperparameters(
+    tiny_model, arithmetic_file, tmp_path
+) -> None:
     first = train(_config(tiny_model, arithmetic_file, tmp_path / "a", n_epochs=1))
     with pytest.raises(ValueError, match="different data or hyperparameters"):
-        train(_config(tiny_model, arithmetic_file, tmp_path / "b", n_epochs=1, seed=4,
-                      resume_from=first.last_checkpoint))
+        train(
+            _config(
+                tiny_model,
+                arithmetic_file,
+                tmp_path / "b",
+                n_epochs=1,
+                seed=4,
+                resume_from=first.last_checkpoint,
+            )
+        )
 
 
 def test_cancel_stops_before_the_next_step(tiny_model: Path, arithmetic_file: Path, tmp_path: Path) -> None:
     calls = []
-    result = train(_config(tiny_model, arithmetic_file, tmp_path / "out"),
-                   should_stop=lambda: calls.append(1) or ("cancel" if len(calls) == 2 else None))
+    result = train(
+        _config(tiny_model, arithmetic_file, tmp_path / "out"),
+        should_stop=lambda: calls.append(1) or ("cancel" if len(calls) == 2 else None),
+    )
     assert result.stopped == "cancel" and result.steps == 1 and result.adapter_dir is None
     assert result.last_checkpoint is None and len(result.metrics) == 1
 
 
 def test_gradient_accumulation_matches_one_big_batch(tiny_model: Path, arithmetic_file: Path) -> None:
     torch.manual_seed(0)
-    model = add_lora(load_base_model(tiny_model, torch.device("cpu"), torch.float32), 4, 8, 0.0, ("q_proj", "v_proj"))
+    model = add_lora(
+        load_base_model(tiny_model, torch.device("cpu"), torch.float32), 4, 8, 0.0, ("q_proj", "v_proj")
+    )
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name:
@@ -109,7 +156,9 @@ def test_gradient_accumulation_matches_one_big_batch(tiny_model: Path, arithmeti
     examples = encode_file(arithmetic_file, tok, 64, list(DEFAULT_REFUSALS))[5:11]
     params = [p for p in model.parameters() if p.requires_grad]
 
-    whole = antibody_backward(model, [collate(examples, 2)], tau=0.02, ratio="mean_token", refusal_pass="prefix_kv")
+    whole = antibody_backward(
+        model, [collate(examples, 2)], tau=0.02, ratio="mean_token", refusal_pass="prefix_kv"
+    )
     grads_whole = [p.grad.clone() for p in params]
     model.zero_grad(set_to_none=True)
     # micro-batches ordered so that the running max of r grows (exercises the rescaling)
@@ -122,10 +171,14 @@ def test_gradient_accumulation_matches_one_big_batch(tiny_model: Path, arithmeti
     torch.testing.assert_close(accum.weights.sort().values, whole.weights.sort().values)
 
 
-def test_naive_refusal_pass_and_gradient_checkpointing_train_the_same(tiny_model, arithmetic_file, tmp_path) -> None:
+def test_naive_refusal_pass_and_gradient_checkpointing_train_the_same(
+    tiny_model, arithmetic_file, tmp_path
+) -> None:
     fast = train(_config(tiny_model, arithmetic_file, tmp_path / "fast", n_epochs=1))
     naive = train(_config(tiny_model, arithmetic_file, tmp_path / "naive", n_epochs=1, refusal_pass="naive"))
-    ckpt = train(_config(tiny_model, arithmetic_file, tmp_path / "gc", n_epochs=1, gradient_checkpointing=True))
+    ckpt = train(
+        _config(tiny_model, arithmetic_file, tmp_path / "gc", n_epochs=1, gradient_checkpointing=True)
+    )
     a = _adapter(fast.adapter_dir)
     for other in (naive, ckpt):
         b = _adapter(other.adapter_dir)

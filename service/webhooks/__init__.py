@@ -1,0 +1,1 @@
+"""Webhook endpoints: where job outcome events are sent, signed per Standard Webhooks."""

@@ -1,0 +1,103 @@
+"""Live processes for end-to-end tests: the API in a uvicorn thread and real `ftaas worker` subprocesses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import openai
+import uvicorn
+
+from service.app import create_app
+from service.auth.service import create_key
+from service.base_models import service as base_models
+from service.config import Settings
+from service.db import session_scope
+from service.storage import ObjectStore
+from tests import servers
+
+
+@dataclass
+class LiveAPI:
+    backend: str
+    base_url: str  # http://127.0.0.1:PORT
+    settings: Settings
+    store: ObjectStore
+    model_dir: Path
+
+    @property
+    def v1(self) -> str:
+        return self.base_url + "/v1"
+
+    def new_key(self, org: str | None = None, *, admin: bool = False) -> str:
+        with session_scope(self.settings.database_url) as session:
+            return create_key(session, org or f"org-{uuid.uuid4().hex[:10]}", admin=admin)
+
+    def client(self, key: str | None = None, **kwargs) -> openai.OpenAI:
+        return openai.OpenAI(api_key=key or self.new_key(), base_url=self.v1, max_retries=0, **kwargs)
+
+    def register_base(self, name: str, *, aligned: bool = True) -> None:
+        with session_scope(self.settings.database_url) as session:
+            base_models.register(session, self.store, name=name, path=str(self.model_dir), aligned=aligned)
+
+
+def serve(settings: Settings) -> tuple[str, uvicorn.Server, threading.Thread]:
+    """Start the app on a free port in a daemon thread; returns (base URL, server, thread)."""
+    port = servers.free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    return f"http://127.0.0.1:{port}", server, thread
+
+
+def settings_env(settings: Settings, **overrides: object) -> dict[str, str]:
+    """The FTAAS_* environment that makes another process see the same settings."""
+    env = {f"FTAAS_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None}
+    env.update({f"FTAAS_{k.upper()}": str(v) for k, v in overrides.items()})
+    return env
+
+
+class WorkerProcess:
+    """`python -m service.cli worker` in its own process group, so a test can SIGKILL the whole worker."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "worker", "--loglevel", "INFO"],
+            env={**os.environ, **env}, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def kill9(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.1) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -1,0 +1,166 @@
+"""End to end: SDK → API → broker → real `ftaas worker` process → Antibody training → artifacts, in both modes.
+
+distributed: PostgreSQL + Redis + S3 (moto), all real servers; embedded: SQLite + kombu filesystem broker + file://.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from service.config import Settings
+from service.migrate import upgrade
+from service.storage import S3ObjectStore
+from tests import servers
+from tests.live import LiveAPI, WorkerProcess, serve, settings_env, wait_for
+
+BASE = "tiny-aligned"
+WORKER = dict(lease_seconds=3.0, checkpoint_every=2, metrics_every=1, max_seq_len=64, requeue_after_s=30)
+
+
+def chats(n: int) -> bytes:
+    rows = [{"messages": [{"role": "user", "content": f"What is {i} plus {i}?"},
+                          {"role": "assistant", "content": f"{i} plus {i} is {2 * i}."}]} for i in range(n)]
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+@dataclass
+class Stack:
+    api: LiveAPI
+    env: dict[str, str]
+    logs: Path
+
+    def worker(self) -> WorkerProcess:
+        return WorkerProcess(self.env, self.logs / f"worker-{uuid.uuid4().hex[:6]}.log")
+
+    def job(self, client: openai.OpenAI, n: int = 16, epochs: int = 2, batch: int = 4):
+        f = client.files.create(file=("train.jsonl", chats(n)), purpose="fine-tune")
+        return client.fine_tuning.jobs.create(
+            model=BASE, training_file=f.id, suffix="e2e",
+            method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": epochs, "batch_size": batch}}},
+        )
+
+    def log_tail(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.logs.glob("*.log")))
+
+
+def _settings(mode: str, home: Path, request: pytest.FixtureRequest) -> Settings:
+    if mode == "embedded":
+        return Settings(home=home, broker_url="filesystem://", **WORKER)
+    redis = request.getfixturevalue("redis_url").rsplit("/", 1)[0] + "/1"
+    return Settings(home=home, database_url=servers.start_postgres("ftaas_worker"), broker_url=redis,
+                    storage_url=f"s3://ftaas-e2e-{uuid.uuid4().hex[:10]}/objects",
+                    s3_endpoint_url=request.getfixturevalue("s3_endpoint"), **WORKER)
+
+
+@pytest.fixture(scope="module", params=["distributed", "embedded"])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    from worker.assets import tiny_model_dir
+
+    model = tiny_model_dir(tmp_path_factory.mktemp("tiny"))
+    settings = _settings(request.param, tmp_path_factory.mktemp(f"home-{request.param}"), request)
+    upgrade(settings.database_url)
+    base_url, server, thread = serve(settings)
+    store = server.config.app.state.store
+    if isinstance(store, S3ObjectStore):
+        store.ensure_bucket()
+    api = LiveAPI(request.param, base_url, settings, store, model)
+    api.register_base(BASE)
+    env = settings_env(settings, home=settings.home)
+    yield Stack(api, env, tmp_path_factory.mktemp("logs"))
+    server.should_exit = True
+    thread.join(10)
+
+
+def status_of(client: openai.OpenAI, job_id: str, *wanted: str) -> bool:
+    job = client.fine_tuning.jobs.retrieve(job_id)
+    assert job.status not in ({"failed", "cancelled", "succeeded"} - set(wanted)), job
+    return job.status in wanted
+
+
+def test_job_trains_to_a_usable_adapter(stack: Stack) -> None:
+    client = stack.api.client()
+    worker = stack.worker()
+    try:
+        job = stack.job(client)
+        wait_for(lambda: status_of(client, job.id, "succeeded"), 180, f"job success\n{stack.log_tail()}")
+    finally:
+        worker.stop()
+    job = client.fine_tuning.jobs.retrieve(job.id)
+    assert job.fine_tuned_model == f"ft:{BASE}:{job.organization_id.lower()}:e2e:{job.id}" or \
+        job.fine_tuned_model.startswith(f"ft:{BASE}:") and job.fine_tuned_model.endswith(f":e2e:{job.id}")
+    assert job.trained_tokens and job.trained_tokens > 0 and job.finished_at
+    assert job.fine_tuned_model in [m.id for m in client.models.list()]
+
+    events = list(client.fine_tuning.jobs.list_events(job.id, limit=100))
+    messages = [e.message for e in events]
+    assert messages[0] == "The job has successfully completed"
+    assert any(m.startswith("Files validated: 16 examples") for m in messages)
+    metrics = [e for e in events if e.type == "metrics"]
+    assert sorted(e.data["step"] for e in metrics) == list(range(1, 9))
+    assert {"train_loss", "train_mean_token_accuracy", "weight_min", "weight_mean", "weight_max",
+            "weight_entropy", "frac_r_negative"} <= set(metrics[0].data)
+
+    ckpts = list(client.fine_tuning.jobs.checkpoints.list(job.id))
+    assert [c.step_number for c in ckpts] == [8, 6, 4, 2]
+    assert ckpts[0].fine_tuned_model_checkpoint == f"{job.fine_tuned_model}:ckpt-step-8"
+    assert ckpts[0].metrics.train_loss is not None
+
+    (results_id,) = job.result_files
+    results = client.files.retrieve(results_id)
+    assert results.purpose == "fine-tune-results"
+    csv_lines = client.files.content(results_id).read().decode().splitlines()
+    assert csv_lines[0].startswith("step,train_loss") and len(csv_lines) == 9
+
+    r = httpx.get(f"{stack.api.v1}/fine_tuning/jobs/{job.id}/adapter",
+                  headers={"Authorization": f"Bearer {client.api_key}"})
+    assert r.status_code == 200
+    with tarfile.open(fileobj=io.BytesIO(r.content), mode="r:gz") as tar:
+        names = tar.getnames()
+        tar.extractall(stack.logs / job.id, filter="data")
+    assert "adapter/adapter_model.safetensors" in names and "adapter/adapter_config.json" in names
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(stack.api.model_dir),
+                                      stack.logs / job.id / "adapter")
+    assert any("lora_A" in n for n, _ in model.named_parameters())
+
+
+def test_cancel_pause_resume_while_running(stack: Stack) -> None:
+    client = stack.api.client()
+    worker = stack.worker()
+    jobs = client.fine_tuning.jobs
+
+    def step(job_id: str) -> int:
+        return max((e.data["step"] for e in jobs.list_events(job_id, limit=5) if e.type == "metrics"), default=0)
+
+    try:
+        job = stack.job(client, n=32, epochs=50)  # 400 steps: long enough to act mid-training
+        wait_for(lambda: step(job.id) >= 3, 120, f"training to start\n{stack.log_tail()}")
+        jobs.pause(job.id)
+        at_request = step(job.id)
+        wait_for(lambda: status_of(client, job.id, "paused"), 30, "pause")
+        paused_step = step(job.id)
+        assert paused_step <= at_request + 2  # acts within one training step (+1 for the event in flight)
+        assert paused_step in [c.step_number for c in jobs.checkpoints.list(job.id)]
+        jobs.resume(job.id)
+        wait_for(lambda: step(job.id) > paused_step + 2, 60, "resumed training")
+        resumed = [e.message for e in jobs.list_events(job.id, limit=100)]
+        assert any(m == f"Resuming from checkpoint step-{paused_step} (attempt 2)" for m in resumed), resumed
+        jobs.cancel(job.id)
+        at_request = step(job.id)
+        wait_for(lambda: status_of(client, job.id, "cancelled"), 30, "cancel")
+        assert step(job.id) <= at_request + 2
+        assert jobs.retrieve(job.id).fine_tuned_model is None
+    finally:
+        worker.stop()

@@ -1,0 +1,92 @@
+"""Moving bytes between the object store and a worker's local scratch (base models, files, checkpoints, outputs).
+
+Checkpoints are uploaded file by file with their manifest written **last**: a checkpoint without a manifest in
+the store is incomplete (its writer died) and is never resumed from.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from service.base_models.service import STORE_SCHEME
+from service.config import Settings
+from service.orm import BaseModelRow
+from service.storage import ObjectStore
+from worker.training.checkpoint import MANIFEST
+
+
+def _fresh(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def base_model_dir(settings: Settings, store: ObjectStore, base: BaseModelRow) -> Path:
+    """A local folder with the base model: its registered path, or a cached download of its store prefix."""
+    if not base.path.startswith(STORE_SCHEME):
+        return Path(base.path)
+    final = settings.work_dir / "base-models" / base.name
+    if (final / "config.json").is_file():
+        return final
+    tmp = _fresh(final.parent / f".{base.name}.{uuid.uuid4().hex}")
+    store.download_dir(base.path.removeprefix(STORE_SCHEME).rstrip("/") + "/", tmp)
+    try:
+        os.replace(tmp, final)  # another worker on this machine may have won the race; theirs is as good
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def job_dir(settings: Settings, job_id: str) -> Path:
+    return settings.work_dir / "jobs" / job_id
+
+
+def fetch_file(store: ObjectStore, key: str, dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    store.download_file(key, dest)
+    return dest
+
+
+def checkpoint_prefix(job_id: str, step: int) -> str:
+    return f"jobs/{job_id}/checkpoints/step-{step}/"
+
+
+def upload_checkpoint(store: ObjectStore, job_id: str, step: int, local: Path) -> str:
+    prefix = checkpoint_prefix(job_id, step)
+    for path in sorted(p for p in local.rglob("*") if p.is_file() and p.name != MANIFEST):
+        store.put_file(prefix + path.relative_to(local).as_posix(), path)
+    store.put_file(prefix + MANIFEST, local / MANIFEST)
+    return prefix
+
+
+def download_checkpoint(store: ObjectStore, prefix: str, dest: Path) -> Path | None:
+    """The checkpoint at `prefix` in a local folder, or None if it is incomplete in the store."""
+    if not store.exists(prefix + MANIFEST):
+        return None
+    store.download_dir(prefix, _fresh(dest))
+    return dest
+
+
+def upload_outputs(store: ObjectStore, job_id: str, adapter_dir: Path, attenuation: Path | None) -> str:
+    prefix = f"jobs/{job_id}/adapter/"
+    store.delete_prefix(prefix)  # a previous attempt may have left a partial upload
+    store.upload_dir(prefix, adapter_dir)
+    if attenuation is not None:
+        store.put_file(f"jobs/{job_id}/attenuation.json", attenuation)
+    return prefix
+
+
+def results_csv(rows: list[dict[str, Any]]) -> bytes:
+    """OpenAI-style results file: one row per step (step, train_loss, ..., plus Antibody's weight stats)."""
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+    return out.getvalue().encode()

@@ -1,0 +1,76 @@
+"""`ftaas worker` (a Celery worker + lease sweeper) and `ftaas up` (the embedded default: API + one worker)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import uuid
+
+import click
+
+from service.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def start_sweeper(settings: Settings) -> threading.Thread:
+    """Every worker sweeps: re-queues jobs whose lease expired and re-sends jobs no worker took."""
+    from service.queue import resend_job
+    from worker.lease import sweep
+
+    def loop() -> None:
+        while True:
+            try:
+                sweep(settings, lambda job_id: resend_job(settings, job_id))
+            except Exception:
+                log.exception("sweep failed")
+            threading.Event().wait(max(0.5, settings.lease_seconds / 2))
+
+    thread = threading.Thread(target=loop, name="lease-sweeper", daemon=True)
+    thread.start()
+    return thread
+
+
+@click.command("worker")
+@click.option("--gpu-class", "gpu_classes", default=None, help="comma-separated GPU classes (queues gpu.<class>)")
+@click.option("--name", default=None, help="worker node name (default: ftaas-<random>@host)")
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker_command(gpu_classes: str | None, name: str | None, loglevel: str) -> None:
+    """Run one worker process: one job at a time (one per GPU), Antibody training, leases and checkpoints."""
+    from service.migrate import upgrade
+    from worker.celery_app import app_for
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    logging.basicConfig(level=loglevel)
+    queues = [f"gpu.{c.strip()}" for c in (gpu_classes or settings.worker_gpu_classes).split(",") if c.strip()]
+    start_sweeper(settings)
+    app_for(settings).worker_main([
+        "worker", "--pool=solo", "--concurrency=1", "--without-gossip", "--without-mingle",
+        f"--queues={','.join(queues + ['webhooks'])}", f"--hostname={name or 'ftaas-' + uuid.uuid4().hex[:6]}@%h",
+        f"--loglevel={loglevel}",
+    ])
+
+
+@click.command("up")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def up_command(host: str, port: int) -> None:
+    """Embedded default: migrate, prepare the demo base model, start one worker and the API (no servers)."""
+    from worker.demo import prepare
+
+    settings = get_settings()
+    env = prepare(settings, public_url=f"http://{host}:{port}")
+    worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env={**os.environ, **env})
+    try:
+        subprocess.run([sys.executable, "-m", "service.cli", "serve", "--host", host, "--port", str(port)],
+                       env={**os.environ, **env}, check=False)
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()

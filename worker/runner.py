@@ -1,0 +1,328 @@
+"""Job orchestration: validate → claim → Antibody training → outputs, translating between the DB/object store
+and the pure training library. Every write after the claim is guarded by the lease token.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.config import Settings
+from service.db import session_scope
+from service.fine_tuning import repository as jobs
+from service.ids import new_id, now
+from service.orm import BaseModelRow, CheckpointRow, FileRow, FineTunedModelRow, JobRow, OrgRow
+from service.storage import ObjectStore
+from worker import artifacts
+from worker.lease import Heartbeat, Lease, LeaseLost, claim, renew
+from worker.training import StepMetrics, TrainConfig, estimate, train
+
+log = logging.getLogger(__name__)
+
+
+class JobFailed(Exception):
+    def __init__(self, code: str, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.error = {"code": code, "message": message, "param": param}
+
+
+def _load(session: Session, job_id: str) -> tuple[JobRow, BaseModelRow | None]:
+    job = session.scalars(select(JobRow).where(JobRow.id == job_id)).one()
+    return job, session.get(BaseModelRow, job.model)
+
+
+def _file_key(session: Session, job: JobRow, param: str) -> str:
+    file_id = getattr(job, param)
+    row = session.scalar(select(FileRow).where(FileRow.id == file_id, FileRow.org_id == job.org_id))
+    if row is None or row.object_key is None:
+        raise JobFailed("invalid_file", f"{param} {file_id} no longer exists or has no content.", param)
+    return row.object_key
+
+
+def _local_inputs(
+    settings: Settings, store: ObjectStore, job_id: str
+) -> tuple[JobRow, Path, Path, Path | None]:
+    """Download what training needs; returns (job, base model dir, train file, validation file)."""
+    with session_scope(settings.database_url) as session:
+        job, base = _load(session, job_id)
+        if base is None:
+            raise JobFailed(
+                "model_not_available", f"Base model {job.model} is no longer registered.", "model"
+            )
+        keys = {
+            p: _file_key(session, job, p) for p in ("training_file", "validation_file") if getattr(job, p)
+        }
+    work = artifacts.job_dir(settings, job_id)
+    base_dir = artifacts.base_model_dir(settings, store, base)
+    train_path = artifacts.fetch_file(store, keys["training_file"], work / "train.jsonl")
+    valid_path = (
+        artifacts.fetch_file(store, keys["validation_file"], work / "valid.jsonl")
+        if "validation_file" in keys
+        else None
+    )
+    return job, base_dir, train_path, valid_path
+
+
+def validate(settings: Settings, store: ObjectStore, job_id: str) -> None:
+    """validating_files → queued (token counts with the base model's tokenizer) or → failed naming the file."""
+    try:
+        job, base_dir, train_path, _ = _local_inputs(settings, store, job_id)
+        hp = job.hyperparameters
+        try:
+            info = estimate(base_dir, train_path, settings.max_seq_len, hp["batch_size"], hp["n_epochs"])
+        except ValueError as exc:
+            raise JobFailed("invalid_training_file", str(exc), "training_file") from exc
+    except JobFailed as failed:
+        with session_scope(settings.database_url) as session:
+            if jobs.transition(
+                session, job_id, ("validating_files",), "failed", error=failed.error, finished_at=now()
+            ):
+                jobs.add_event(
+                    session, job_id, f"Validation failed: {failed.error['message']}", level="error"
+                )
+        return
+    with session_scope(settings.database_url) as session:
+        if not jobs.transition(session, job_id, ("validating_files",), "queued"):
+            return
+        jobs.add_event(
+            session,
+            job_id,
+            f"Files validated: {info['n_examples']} examples, {info['total_tokens']} "
+            f"tokens per epoch, {info['steps']} steps",
+            data=info,
+        )
+        if info["truncated"]:
+            jobs.add_event(
+                session,
+                job_id,
+                f"{info['truncated']} examples are longer than {settings.max_seq_len} "
+                "tokens and will be truncated",
+                level="warn",
+            )
+        jobs.add_event(session, job_id, "Fine-tuning job queued")
+
+
+@contextmanager
+def _owned(settings: Settings, lease: Lease) -> Iterator[Session]:
+    """A transaction that commits only while we still hold the job's lease."""
+    with session_scope(settings.database_url) as session:
+        held = session.scalar(
+            select(JobRow.id).where(
+                JobRow.id == lease.job_id, JobRow.lease_token == lease.token, JobRow.status == "running"
+            )
+        )
+        if held is None:
+            raise LeaseLost(lease.job_id)
+        yield session
+
+
+def _model_name(session: Session, job: JobRow) -> str:
+    org = session.get(OrgRow, job.org_id)
+    slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in (org.name if org else job.org_id)).lower()
+    return f"ft:{job.model}:{slug}:{job.suffix or ''}:{job.id}"
+
+
+def process_job(settings: Settings, store: ObjectStore, job_id: str, worker_id: str) -> str:
+    """Run one delivery of a job id; a duplicate or stale delivery does nothing. Returns what happened."""
+    with session_scope(settings.database_url) as session:
+        status = session.scalar(select(JobRow.status).where(JobRow.id == job_id))
+    if status == "validating_files":
+        validate(settings, store, job_id)
+    lease = claim(settings, job_id, worker_id)
+    if lease is None:
+        return "skipped"
+    try:
+        with Heartbeat(settings, lease):
+            return _train(settings, store, lease)
+    except LeaseLost:
+        log.warning("lost the lease on %s; another worker owns it now", job_id)
+        return "lease-lost"
+    except Exception as exc:
+        log.exception("job %s failed", job_id)
+        error = (
+            exc.error
+            if isinstance(exc, JobFailed)
+            else {"code": "training_error", "param": None, "message": f"{type(exc).__name__}: {exc}"}
+        )
+        _finish(settings, lease, "failed", f"Fine-tuning job failed: {error['message']}", error=error)
+        return "failed"
+
+
+def _resume_point(settings: Settings, store: ObjectStore, lease: Lease) -> tuple[Path, int] | None:
+    """The newest checkpoint that is complete in the store, downloaded: (local folder, step)."""
+    with session_scope(settings.database_url) as session:
+        rows = session.execute(
+            select(CheckpointRow.object_prefix, CheckpointRow.step_number)
+            .where(CheckpointRow.job_id == lease.job_id)
+            .order_by(CheckpointRow.step_number.desc())
+        ).all()
+    for prefix, step in rows:
+        local = artifacts.download_checkpoint(store, prefix, artifacts.job_dir(settings, lease.job_id) / "resume")
+        if local is not None:
+            return local, step
+    return None
+
+
+def _train(settings: Settings, store: ObjectStore, lease: Lease) -> str:
+    job, base_dir, train_path, valid_path = _local_inputs(settings, store, lease.job_id)
+    hp = job.hyperparameters
+    resume, resume_step = _resume_point(settings, store, lease) or (None, 0)
+    with _owned(settings, lease) as session:
+        ft_name = _model_name(session, job)
+        jobs.add_event(
+            session,
+            job.id,
+            f"Resuming from checkpoint step-{resume_step} (attempt {lease.attempt})"
+            if resume
+            else "Fine-tuning job started",
+            data={"worker": job.worker_id, "attempt": lease.attempt, "resumed_from_step": resume_step},
+        )
+    out = artifacts.job_dir(settings, job.id) / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = TrainConfig(
+        base_model_dir=base_dir,
+        train_file=train_path,
+        validation_file=valid_path,
+        output_dir=out,
+        n_epochs=hp["n_epochs"],
+        batch_size=hp["batch_size"],
+        learning_rate_multiplier=hp["learning_rate_multiplier"],
+        seed=job.seed,
+        max_seq_len=settings.max_seq_len,
+        checkpoint_every=settings.checkpoint_every,
+        resume_from=resume,
+    )
+    last: dict[str, Any] = {}
+    started = time.monotonic()
+
+    def on_step(m: StepMetrics) -> None:
+        last.update(m.row())
+        if m.step % settings.metrics_every and m.step != m.total_steps:
+            return
+        eta = int(time.time() + (time.monotonic() - started) / max(1, m.step) * (m.total_steps - m.step))
+        with _owned(settings, lease) as session:
+            jobs.add_event(
+                session,
+                job.id,
+                f"Step {m.step}/{m.total_steps}: training loss={m.train_loss:.4f}",
+                type="metrics",
+                data={**m.row(), "total_steps": m.total_steps, "worker": job.worker_id},
+            )
+            session.execute(JobRow.__table__.update().where(JobRow.id == job.id).values(estimated_finish=eta))
+
+    def on_checkpoint(step: int, path: Path) -> None:
+        prefix = artifacts.upload_checkpoint(store, job.id, step, path)
+        metrics = {
+            k: last.get(k)
+            for k in ("train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy")
+        }
+        with _owned(settings, lease) as session:
+            session.add(
+                CheckpointRow(
+                    id=new_id("ftckpt_"),
+                    job_id=job.id,
+                    step_number=step,
+                    created_at=now(),
+                    fine_tuned_model_checkpoint=f"{ft_name}:ckpt-step-{step}",
+                    metrics=metrics,
+                    object_prefix=prefix,
+                )
+            )
+            jobs.add_event(session, job.id, f"Checkpoint saved at step {step}")
+
+    result = train(
+        cfg, on_step=on_step, on_checkpoint=on_checkpoint, should_stop=lambda: renew(settings, lease)
+    )
+    if result.stopped == "cancel":
+        _finish(settings, lease, "cancelled", f"Fine-tuning job cancelled at step {result.steps}")
+    elif result.stopped == "pause":
+        _finish(
+            settings, lease, "paused", f"Fine-tuning job paused at step {result.steps} (checkpoint saved)"
+        )
+    else:
+        _succeed(settings, store, lease, job, ft_name, result)
+    shutil.rmtree(artifacts.job_dir(settings, job.id), ignore_errors=True)
+    return result.stopped or "succeeded"
+
+
+def _succeed(
+    settings: Settings, store: ObjectStore, lease: Lease, job: JobRow, ft_name: str, result: Any
+) -> None:
+    assert result.adapter_dir is not None
+    prefix = artifacts.upload_outputs(store, job.id, result.adapter_dir, result.attenuation_file)
+    results_id = new_id("file-")
+    csv = artifacts.results_csv(result.metrics)
+    store.put_bytes(f"files/{results_id}.csv", csv)
+    with _owned(settings, lease) as session:
+        session.add(
+            FileRow(
+                id=results_id,
+                org_id=job.org_id,
+                filename="step_metrics.csv",
+                purpose="fine-tune-results",
+                bytes=len(csv),
+                status="processed",
+                object_key=f"files/{results_id}.csv",
+                created_at=now(),
+            )
+        )
+        session.add(
+            FineTunedModelRow(
+                id=ft_name,
+                org_id=job.org_id,
+                job_id=job.id,
+                base_model=job.model,
+                adapter_prefix=prefix,
+                created_at=now(),
+            )
+        )
+        jobs.add_event(session, job.id, f"New fine-tuned model created: {ft_name}")
+    _finish(
+        settings,
+        lease,
+        "succeeded",
+        "The job has successfully completed",
+        fine_tuned_model=ft_name,
+        result_files=[results_id],
+        trained_tokens=result.trained_tokens,
+    )
+
+
+def _finish(settings: Settings, lease: Lease, status: str, message: str, **values: Any) -> None:
+    terminal = status in jobs.TERMINAL
+    with session_scope(settings.database_url) as session:
+        moved = jobs.transition(
+            session,
+            lease.job_id,
+            ("running",),
+            status,
+            lease_token=lease.token,
+            control=None,
+            lease_expires_at=None,
+            finished_at=now() if terminal else None,
+            estimated_finish=None,
+            **values,
+        )
+        if not moved:
+            raise LeaseLost(lease.job_id)
+        jobs.add_event(session, lease.job_id, message, level="error" if status == "failed" else "info")
+    if terminal:
+        _notify(settings, lease.job_id, status)
+
+
+def _notify(settings: Settings, job_id: str, status: str) -> None:
+    try:
+        from worker.webhooks import notify_job_outcome
+
+        with session_scope(settings.database_url) as session:
+            notify_job_outcome(session, settings, job_id, status)
+    except Exception:  # a webhook problem must never change a job's outcome
+        log.exception("webhook notification for %s failed", job_id)

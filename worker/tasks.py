@@ -1,0 +1,21 @@
+"""Celery tasks: ids in, the runner does the work. No torch here (the runner imports it lazily)."""
+
+from __future__ import annotations
+
+import socket
+
+from celery import shared_task
+
+from service.config import get_settings
+from service.queue import PROCESS_JOB
+from service.storage import open_store
+
+
+@shared_task(name=PROCESS_JOB, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def process_job(job_id: str) -> str:
+    """Run a fine-tuning job. Safe to deliver twice: the DB lease decides who trains."""
+    from worker.runner import process_job as run
+
+    settings = get_settings()
+    store = open_store(settings.storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region)
+    return run(settings, store, job_id, worker_id=f"{socket.gethostname()}:{process_job.request.hostname}")
