@@ -7,6 +7,7 @@ worker's sweeper re-enqueues it, so a failed send is logged, not raised.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from sqlalchemy import select, update
@@ -53,3 +54,22 @@ def resend_job(settings: Settings, job_id: str) -> None:
         )
         session.execute(update(JobRow).where(JobRow.id == job_id).values(enqueued_at=time.time()))
     send_job(settings, job_id, gpu_class or "default")
+
+
+def notify_outcome_after_commit(session: Session, settings: Settings, job_id: str, status: str) -> None:
+    """Webhooks for an outcome decided by the API itself (a job cancelled before any worker ran it).
+
+    Delivery happens off the request thread: the first attempt may wait on a slow receiver, and retries are
+    Celery tasks anyway.
+    """
+
+    def notify() -> None:
+        from worker.webhooks import notify_job_outcome
+
+        try:
+            with session_scope(settings.database_url) as s:
+                notify_job_outcome(s, settings, job_id, status)
+        except Exception:
+            log.exception("webhook notification for %s failed", job_id)
+
+    after_commit(session, lambda: threading.Thread(target=notify, name=f"webhook-{job_id}", daemon=True).start())

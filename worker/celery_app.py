@@ -17,11 +17,16 @@ from service.config import Settings, get_settings
 
 @lru_cache
 def _make_app(broker_url: str, broker_dir: str, time_limit_s: int) -> Celery:
-    app = Celery("ftaas", broker=broker_url, include=["worker.tasks"])
+    app = Celery("ftaas", broker=broker_url, include=["worker.tasks", "worker.webhook_tasks"])
     options: dict[str, Any] = {}
     if broker_url.startswith("filesystem"):
         Path(broker_dir).mkdir(parents=True, exist_ok=True)
-        options = {"data_folder_in": broker_dir, "data_folder_out": broker_dir, "polling_interval": 0.1}
+        options = {
+            "data_folder_in": broker_dir,
+            "data_folder_out": broker_dir,
+            "control_folder": str(Path(broker_dir) / "control"),  # kombu's default is ./control in the cwd
+            "polling_interval": 0.1,
+        }
     elif broker_url.startswith(("redis", "rediss")):
         # An unacked task is redelivered after visibility_timeout. Keep it above the hard time limit so a live
         # task is never handed to a second worker; a dead worker is noticed much sooner by its expired lease.

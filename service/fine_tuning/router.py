@@ -47,8 +47,8 @@ def retrieve_job(job_id: str, session: SessionDep, org: CurrentOrg):
 
 
 @router.post("/{job_id}/cancel")
-def cancel_job(job_id: str, session: SessionDep, org: CurrentOrg):
-    return job_object(service.cancel(session, org, job_id))
+def cancel_job(job_id: str, session: SessionDep, settings: SettingsDep, org: CurrentOrg):
+    return job_object(service.cancel(session, settings, org, job_id))
 
 
 @router.post("/{job_id}/pause")

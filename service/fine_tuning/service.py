@@ -18,7 +18,7 @@ from service.fine_tuning import hyperparameters, repository
 from service.fine_tuning.schemas import JobCreate
 from service.ids import new_id, now
 from service.orm import FileRow, JobRow
-from service.queue import enqueue_job
+from service.queue import enqueue_job, notify_outcome_after_commit
 from service.storage import ObjectStore
 
 
@@ -131,10 +131,11 @@ def _state_error(job: JobRow, action: str) -> InvalidState:
     return InvalidState(f"Cannot {action} job {job.id}: it is {job.status}.", param="fine_tuning_job_id")
 
 
-def cancel(session: Session, principal: Principal, job_id: str) -> JobRow:
+def cancel(session: Session, settings: Settings, principal: Principal, job_id: str) -> JobRow:
     job = get(session, principal, job_id)
     if repository.transition(session, job.id, ("validating_files", "queued", "paused"), "cancelled", finished_at=now()):
         repository.add_event(session, job.id, "Fine-tuning job cancelled")
+        notify_outcome_after_commit(session, settings, job.id, "cancelled")
     elif not repository.request_control(session, job.id, "cancel", ("running",)):
         raise _state_error(job, "cancel")
     else:

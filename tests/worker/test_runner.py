@@ -22,6 +22,7 @@ from service.migrate import upgrade
 from service.storage import S3ObjectStore
 from tests import servers
 from tests.live import LiveAPI, WorkerProcess, serve, settings_env, wait_for
+from tests.worker.test_webhooks import Receiver
 
 BASE = "tiny-aligned"
 WORKER = dict(lease_seconds=3.0, checkpoint_every=2, metrics_every=1, max_seq_len=64, requeue_after_s=30)
@@ -88,16 +89,24 @@ def status_of(client: openai.OpenAI, job_id: str, *wanted: str) -> bool:
 
 
 def test_job_trains_to_a_usable_adapter(stack: Stack) -> None:
-    client = stack.api.client()
+    org = f"org-{uuid.uuid4().hex[:8]}"
+    client = stack.api.client(stack.api.new_key(org))
+    admin = {"Authorization": f"Bearer {stack.api.new_key(admin=True)}"}
+    receiver = Receiver(secret="set below")  # the secret is issued when the endpoint is registered
+    hook = httpx.post(f"{stack.api.v1}/admin/webhooks", json={"url": receiver.url(), "org": org}, headers=admin)
+    receiver.secret = hook.json()["secret"]
     worker = stack.worker()
     try:
         job = stack.job(client)
         wait_for(lambda: status_of(client, job.id, "succeeded"), 180, f"job success\n{stack.log_tail()}")
+        wait_for(lambda: receiver.calls, 30, "the succeeded webhook")
     finally:
         worker.stop()
+        receiver.close()
+    (call,) = receiver.calls
+    assert call["event"].type == "fine_tuning.job.succeeded" and call["event"].data.id == job.id
     job = client.fine_tuning.jobs.retrieve(job.id)
-    assert job.fine_tuned_model == f"ft:{BASE}:{job.organization_id.lower()}:e2e:{job.id}" or \
-        job.fine_tuned_model.startswith(f"ft:{BASE}:") and job.fine_tuned_model.endswith(f":e2e:{job.id}")
+    assert job.fine_tuned_model == f"ft:{BASE}:{org}:e2e:{job.id}"
     assert job.trained_tokens and job.trained_tokens > 0 and job.finished_at
     assert job.fine_tuned_model in [m.id for m in client.models.list()]
 
@@ -164,3 +173,35 @@ def test_cancel_pause_resume_while_running(stack: Stack) -> None:
         assert jobs.retrieve(job.id).fine_tuned_model is None
     finally:
         worker.stop()
+
+
+@pytest.mark.parametrize("run", range(5))
+def test_worker_killed_mid_training_resumes_from_checkpoint(stack: Stack, run: int) -> None:
+    if stack.api.backend == "embedded" and run > 0:
+        pytest.skip("the 5x loop runs on the distributed stack; embedded runs it once")
+    client = stack.api.client()
+    jobs = client.fine_tuning.jobs
+    first = stack.worker()
+    job = stack.job(client, n=32, epochs=3)  # 24 steps, a checkpoint every 2
+    try:
+        wait_for(lambda: any(c.step_number >= 4 for c in jobs.checkpoints.list(job.id)), 120,
+                 f"a checkpoint\n{stack.log_tail()}")
+        first.kill9()
+        second = stack.worker()
+        try:
+            wait_for(lambda: status_of(client, job.id, "succeeded"), 180, f"success after kill\n{stack.log_tail()}")
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+    events = list(jobs.list_events(job.id, limit=100))  # newest first
+    (resumed,) = [e for e in events if e.message.startswith("Resuming from checkpoint step-")]
+    assert resumed.data["resumed_from_step"] >= 4 and resumed.data["attempt"] == 2
+    assert any(e.message.startswith("Worker lost (lease expired)") for e in events)
+    # No step ran on two workers at once: every event of the killed worker precedes every event of the new one.
+    owners = [e.data.get("worker") for e in events if e.type == "metrics"]
+    dead, alive = owners[-1], owners[0]
+    assert dead != alive
+    assert owners == [alive] * owners.count(alive) + [dead] * owners.count(dead)
+    steps = [e.data["step"] for e in events if e.type == "metrics" and e.data["worker"] == alive]
+    assert min(steps) == resumed.data["resumed_from_step"] + 1 and max(steps) == 24

@@ -249,8 +249,12 @@ def test_celery_scheduler_sends_what_the_task_takes(db: Settings, monkeypatch: p
     assert webhook_tasks.deliver_webhook.name == "ftaas.deliver_webhook"
 
 
-def test_retries_run_on_a_real_celery_worker(db: Settings, secret: str, tmp_path: Path) -> None:
+def test_retries_run_on_a_real_celery_worker(db: Settings, secret: str, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """The same path in production: filesystem broker, `webhooks` queue, countdowns honoured by the worker."""
+    # kombu's filesystem transport keeps exchange tables in ./control unless told otherwise: not in the repo.
+    monkeypatch.chdir(tmp_path)
+    root = str(Path(__file__).resolve().parents[2])
     receiver = Receiver(secret, fail_first=2)
     org_id, job_id = _org_with_job(db)
     _endpoint(db, receiver.url(), secret, org_id)
@@ -258,7 +262,8 @@ def test_retries_run_on_a_real_celery_worker(db: Settings, secret: str, tmp_path
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-I", "worker.webhook_tasks",
          "-Q", webhooks.QUEUE, "--pool=solo", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
-        env={**os.environ, "FTAAS_HOME": str(db.home)}, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "FTAAS_HOME": str(db.home), "PYTHONPATH": root}, cwd=tmp_path, stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         with session_scope(db.database_url) as session:
@@ -274,7 +279,6 @@ def test_retries_run_on_a_real_celery_worker(db: Settings, secret: str, tmp_path
             worker.kill()
         receiver.close()
         log.close()
-    print("LOG", (tmp_path / "worker.log").read_text())
     assert len(receiver.calls) == 3, (tmp_path / "worker.log").read_text()[-3000:]
     assert len({c["headers"]["webhook-id"] for c in receiver.calls}) == 1
     assert all(isinstance(c["event"], FineTuningJobSucceededWebhookEvent) for c in receiver.calls)
