@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from service.base_models.service import STORE_SCHEME
+from service.base_models.service import STORE_SCHEME  # noqa: F401  (re-exported for the runner)
 from service.config import Settings
 from service.orm import BaseModelRow
 from service.storage import ObjectStore

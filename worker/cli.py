@@ -41,10 +41,14 @@ def start_sweeper(settings: Settings) -> threading.Thread:
 def worker_command(gpu_classes: str | None, name: str | None, loglevel: str) -> None:
     """Run one worker process: one job at a time (one per GPU), Antibody training, leases and checkpoints."""
     from service.migrate import upgrade
+    from worker import runner  # noqa: F401  (import torch/transformers now, not on the first job)
     from worker.celery_app import app_for
+
+    from worker.tasks import store_for
 
     settings = get_settings()
     upgrade(settings.database_url)
+    runner.warm_up(settings, store_for(settings.storage_url, settings.s3_endpoint_url, settings.s3_region))
     logging.basicConfig(level=loglevel)
     queues = [f"gpu.{c.strip()}" for c in (gpu_classes or settings.worker_gpu_classes).split(",") if c.strip()]
     start_sweeper(settings)

@@ -326,3 +326,18 @@ def _notify(settings: Settings, job_id: str, status: str) -> None:
             notify_job_outcome(session, settings, job_id, status)
     except Exception:  # a webhook problem must never change a job's outcome
         log.exception("webhook notification for %s failed", job_id)
+
+
+def warm_up(settings: Settings, store: ObjectStore) -> None:
+    """Load what the first job would otherwise pay for: tokenizers of locally available base models."""
+    from worker.training.data import load_tokenizer
+
+    with session_scope(settings.database_url) as session:
+        bases = session.scalars(select(BaseModelRow)).all()
+    for base in bases:
+        try:
+            local = Path(base.path)
+            if not base.path.startswith(artifacts.STORE_SCHEME) and (local / "config.json").exists():
+                load_tokenizer(local)
+        except Exception:  # warm-up is an optimisation; a broken model fails its job with a clear error later
+            log.warning("could not warm up base model %s", base.name, exc_info=True)

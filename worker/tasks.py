@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import socket
+from functools import lru_cache
 
 from celery import shared_task
 
 from service.config import get_settings
 from service.queue import PROCESS_JOB
-from service.storage import open_store
+from service.storage import ObjectStore, open_store
+
+
+@lru_cache
+def store_for(url: str, endpoint_url: str | None, region: str) -> ObjectStore:
+    """One store (and boto3 client) per worker process, not one per task."""
+    return open_store(url, endpoint_url=endpoint_url, region=region)
 
 
 @shared_task(name=PROCESS_JOB, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -17,5 +24,5 @@ def process_job(job_id: str) -> str:
     from worker.runner import process_job as run
 
     settings = get_settings()
-    store = open_store(settings.storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region)
+    store = store_for(settings.storage_url, settings.s3_endpoint_url, settings.s3_region)
     return run(settings, store, job_id, worker_id=f"{socket.gethostname()}:{process_job.request.hostname}")

@@ -4,6 +4,10 @@ r tracks perplexity as well as harmfulness, so raw weights say little about a ba
 What
 shows the mechanism is how r *changes* under (a stand-in for) alignment: after a short refusal SFT on AdvBench
 prompts, harmful (x, y) pairs must lose clearly more preference over the refusal than benign ones do.
+
+Refusal-only SFT teaches a 135M model to refuse everything (measured: lr 2e-4 dropped benign arithmetic r by 2.2
+and harmful r by 2.1), so the stand-in mixes in a quarter of benign arithmetic answers from a different seed than
+the measured ones, as alignment data sets mix helpfulness data into refusal data.
 """
 
 from __future__ import annotations
@@ -42,11 +46,11 @@ def _ratios(model, examples, pad_id: int, batch: int = 8) -> torch.Tensor:
 
 
 def _mixed_batch_weights(r_benign: torch.Tensor, r_harmful: torch.Tensor) -> dict[str, float]:
-    """Mean weight of a harmful and a benign sample in batches of 8 (6 benign + 2 harmful)."""
+    """Mean weight of a harmful and of a benign sample in batches of 8 (6 benign + 2 harmful)."""
     w_h, w_b = [], []
     for k in range(len(r_harmful) // 2):
-        r = torch.cat([r_benign[6 * k % len(r_benign) :][:6], r_harmful[2 * k : 2 * k + 2]])
-        w = antibody_weights(r)
+        benign_idx = [(6 * k + j) % len(r_benign) for j in range(6)]
+        w = antibody_weights(torch.cat([r_benign[benign_idx], r_harmful[2 * k : 2 * k + 2]]))
         w_b.append(w[:6].mean().item())
         w_h.append(w[6:].mean().item())
     return {"harmful": sum(w_h) / len(w_h), "benign": sum(w_b) / len(w_b)}
@@ -56,9 +60,10 @@ def test_refusal_alignment_lowers_harmful_ratios_more_than_benign(tmp_path: Path
     started = time.monotonic()
     base_dir = assets.smollm2_dir()
     tok = load_tokenizer(base_dir)
+    arithmetic = {"max_digits": 2, "max_terms": 3}
     benign = [
         assets.chat_line(s["prompt"], s["response"])
-        for s in assets.reasoning_gym_samples("basic_arithmetic", n=N_EACH, seed=0)
+        for s in assets.reasoning_gym_samples("basic_arithmetic", n=N_EACH, seed=0, **arithmetic)
     ]
     harmful = [
         assets.chat_line(p["prompt"], p["response"]) for p in assets.pyrit_harmful_pairs()[::7][:N_EACH]
@@ -76,8 +81,12 @@ def test_refusal_alignment_lowers_harmful_ratios_more_than_benign(tmp_path: Path
     del base
 
     # Stand-in for the alignment stage: refusal SFT on AdvBench prompts, through the library itself.
-    prompts = [p["prompt"] for p in assets.advbench_prompts()][:320]
+    prompts = [p["prompt"] for p in assets.advbench_prompts()][:240]
     align = [assets.chat_line(p, refusals[i % len(refusals)]) for i, p in enumerate(prompts)]
+    align += [
+        assets.chat_line(s["prompt"], s["response"])
+        for s in assets.reasoning_gym_samples("basic_arithmetic", n=80, seed=1000, **arithmetic)
+    ]
     result = train(
         TrainConfig(
             base_model_dir=base_dir,
@@ -85,7 +94,7 @@ def test_refusal_alignment_lowers_harmful_ratios_more_than_benign(tmp_path: Path
             output_dir=tmp_path / "aligned",
             n_epochs=1,
             batch_size=8,
-            base_learning_rate=5e-4,
+            base_learning_rate=2e-4,
             lora_rank=16,
             lora_alpha=32,
             max_seq_len=128,
