@@ -29,8 +29,11 @@ from tests.live import LiveAPI, WorkerProcess, serve, settings_env, wait_for  # 
 from worker.assets import tiny_model_dir  # noqa: E402
 
 ROWS = "".join(
-    json.dumps({"messages": [{"role": "user", "content": f"{i}+{i}?"}, {"role": "assistant", "content": str(2 * i)}]})
-    + "\n" for i in range(12)
+    json.dumps(
+        {"messages": [{"role": "user", "content": f"{i}+{i}?"}, {"role": "assistant", "content": str(2 * i)}]}
+    )
+    + "\n"
+    for i in range(12)
 ).encode()
 
 
@@ -42,8 +45,13 @@ def measure(mode: str, home: Path, model: Path, n_jobs: int) -> dict:
 
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-        settings = Settings(home=home, database_url=servers.start_postgres("bench"), broker_url=servers.start_redis(),
-                            storage_url=f"s3://bench-{uuid.uuid4().hex[:8]}/o", s3_endpoint_url=servers.start_moto())
+        settings = Settings(
+            home=home,
+            database_url=servers.start_postgres("bench"),
+            broker_url=servers.start_redis(),
+            storage_url=f"s3://bench-{uuid.uuid4().hex[:8]}/o",
+            s3_endpoint_url=servers.start_moto(),
+        )
     upgrade(settings.database_url)
     base_url, server, thread = serve(settings)
     store = server.config.app.state.store
@@ -58,11 +66,19 @@ def measure(mode: str, home: Path, model: Path, n_jobs: int) -> dict:
         file_id = client.files.create(file=("t.jsonl", ROWS), purpose="fine-tune").id
         wait_for(lambda: b" ready." in (home / "worker.log").read_bytes(), 120, "an idle worker")
         for _ in range(n_jobs):
-            job = client.fine_tuning.jobs.create(model="tiny", training_file=file_id,
-                                                 hyperparameters={"n_epochs": 1, "batch_size": 4})
+            job = client.fine_tuning.jobs.create(
+                model="tiny", training_file=file_id, hyperparameters={"n_epochs": 1, "batch_size": 4}
+            )
             start = time.perf_counter()
-            wait_for(lambda j=job.id: client.fine_tuning.jobs.retrieve(j).status != "validating_files"
-                     and client.fine_tuning.jobs.retrieve(j).status != "queued", 120, "running", interval=0.01)
+            wait_for(
+                lambda j=job.id: (
+                    client.fine_tuning.jobs.retrieve(j).status != "validating_files"
+                    and client.fine_tuning.jobs.retrieve(j).status != "queued"
+                ),
+                120,
+                "running",
+                interval=0.01,
+            )
             latencies.append(time.perf_counter() - start)
             wait_for(lambda j=job.id: client.fine_tuning.jobs.retrieve(j).status == "succeeded", 120, "done")
     finally:
@@ -70,8 +86,13 @@ def measure(mode: str, home: Path, model: Path, n_jobs: int) -> dict:
         server.should_exit = True
         thread.join(10)
     warm = latencies[1:] or latencies
-    return {"mode": mode, "first_job_s": round(latencies[0], 3), "warm_median_s": round(statistics.median(warm), 3),
-            "warm_max_s": round(max(warm), 3), "jobs": len(latencies)}
+    return {
+        "mode": mode,
+        "first_job_s": round(latencies[0], 3),
+        "warm_median_s": round(statistics.median(warm), 3),
+        "warm_max_s": round(max(warm), 3),
+        "jobs": len(latencies),
+    }
 
 
 def main() -> None:

@@ -19,10 +19,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(title="Antibody fine-tuning service", version="0.1.0", docs_url="/docs", redoc_url=None)
     app.state.settings = settings
-    app.state.store = open_store(settings.storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region)
+    app.state.store = open_store(
+        settings.storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
+    )
     install_error_handlers(app)
     for router in (
-        files_router, jobs_router, models_router, base_models_router, admin_jobs_router, webhooks_router
+        files_router,
+        jobs_router,
+        models_router,
+        base_models_router,
+        admin_jobs_router,
+        webhooks_router,
     ):
         app.include_router(router, prefix="/v1")
 

@@ -23,7 +23,9 @@ def serve(host: str, port: int, workers: int) -> None:
     """Run the API server (uvicorn)."""
     import uvicorn
 
-    uvicorn.run("service.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+    uvicorn.run(
+        "service.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info"
+    )
 
 
 @main.command()
@@ -63,7 +65,9 @@ def base_models() -> None:
 @base_models.command("register")
 @click.option("--name", required=True)
 @click.option("--path", required=True, help="local HF model folder, or store://base-models/NAME")
-@click.option("--aligned/--unaligned", default=False, show_default=True, help="pre-aligned with Antibody stage 1")
+@click.option(
+    "--aligned/--unaligned", default=False, show_default=True, help="pre-aligned with Antibody stage 1"
+)
 @click.option("--gpu-class", default="default", show_default=True, help="worker queue this model routes to")
 def base_models_register(name: str, path: str, aligned: bool, gpu_class: str) -> None:
     """Register (or update) a base model customers may fine-tune."""

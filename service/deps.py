@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from service.auth.service import Principal, authenticate, require_admin
 from service.config import Settings
-from service.db import get_sessionmaker, run_after_commit
+from service.db import session_scope
 from service.storage import ObjectStore
 
 
@@ -28,17 +28,8 @@ StoreDep = Annotated[ObjectStore, Depends(get_store)]
 
 def get_session(settings: SettingsDep) -> Iterator[Session]:
     """One transaction per request: services never commit; this commits on success and rolls back on error."""
-    session = get_sessionmaker(settings.database_url)()
-    try:
+    with session_scope(settings.database_url) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        session.info.pop("after_commit", None)
-        raise
-    finally:
-        session.close()
-    run_after_commit(session)
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

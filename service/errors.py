@@ -85,8 +85,12 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
         param = _field_path(tuple(first.get("loc", ())))
-        msgs = "; ".join(f"{_field_path(tuple(e.get('loc', ()))) or 'body'}: {e.get('msg')}" for e in errors[:10])
-        return _json(400, error_body(f"Invalid request: {msgs}", "invalid_request_error", param, "invalid_value"))
+        msgs = "; ".join(
+            f"{_field_path(tuple(e.get('loc', ()))) or 'body'}: {e.get('msg')}" for e in errors[:10]
+        )
+        return _json(
+            400, error_body(f"Invalid request: {msgs}", "invalid_request_error", param, "invalid_value")
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -27,7 +27,9 @@ def page(
         # Look the anchor up inside the same filtered query, so another org's id is as unknown as a made-up one.
         anchor = session.scalar(query.with_only_columns(seq_col).where(id_col == after))
         if anchor is None:
-            raise InvalidRequest(f"No object with id '{after}' to page after.", param="after", code="invalid_value")
+            raise InvalidRequest(
+                f"No object with id '{after}' to page after.", param="after", code="invalid_value"
+            )
         query = query.where(seq_col < anchor if newest_first else seq_col > anchor)
     query = query.order_by(seq_col.desc() if newest_first else seq_col.asc()).limit(limit + 1)
     rows = list(session.scalars(query))
@@ -35,6 +37,18 @@ def page(
 
 
 def list_body(data: list[Any], has_more: bool) -> dict[str, Any]:
-    first = data[0]["id"] if data and isinstance(data[0], dict) else getattr(data[0], "id", None) if data else None
-    last = data[-1]["id"] if data and isinstance(data[-1], dict) else getattr(data[-1], "id", None) if data else None
+    first = (
+        data[0]["id"]
+        if data and isinstance(data[0], dict)
+        else getattr(data[0], "id", None)
+        if data
+        else None
+    )
+    last = (
+        data[-1]["id"]
+        if data and isinstance(data[-1], dict)
+        else getattr(data[-1], "id", None)
+        if data
+        else None
+    )
     return {"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": has_more}

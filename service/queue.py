@@ -72,4 +72,6 @@ def notify_outcome_after_commit(session: Session, settings: Settings, job_id: st
         except Exception:
             log.exception("webhook notification for %s failed", job_id)
 
-    after_commit(session, lambda: threading.Thread(target=notify, name=f"webhook-{job_id}", daemon=True).start())
+    after_commit(
+        session, lambda: threading.Thread(target=notify, name=f"webhook-{job_id}", daemon=True).start()
+    )

@@ -52,7 +52,9 @@ class LiveAPI:
 def serve(settings: Settings) -> tuple[str, uvicorn.Server, threading.Thread]:
     """Start the app on a free port in a daemon thread; returns (base URL, server, thread)."""
     port = servers.free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -77,7 +79,10 @@ class WorkerProcess:
         self.log = log
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "worker", "--loglevel", "INFO"],
-            env={**os.environ, **env}, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, **env},
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def kill9(self) -> None:

@@ -19,7 +19,11 @@ def test_compose_wires_the_distributed_mode() -> None:
         assert (ROOT / services[name]["build"]["dockerfile"]).is_file()
         env = services[name]["environment"]
         settings_fields = set(Settings.model_fields)
-        unknown = [k for k in env if k.startswith("FTAAS_") and k.removeprefix("FTAAS_").lower() not in settings_fields]
+        unknown = [
+            k
+            for k in env
+            if k.startswith("FTAAS_") and k.removeprefix("FTAAS_").lower() not in settings_fields
+        ]
         assert not unknown, f"{name}: env vars that no setting reads: {unknown}"
         assert env["FTAAS_STORAGE_URL"].startswith("s3://") and env["FTAAS_BROKER_URL"].startswith("redis://")
     gpu = services["worker"]["deploy"]["resources"]["reservations"]["devices"][0]

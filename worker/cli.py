@@ -35,7 +35,9 @@ def start_sweeper(settings: Settings) -> threading.Thread:
 
 
 @click.command("worker")
-@click.option("--gpu-class", "gpu_classes", default=None, help="comma-separated GPU classes (queues gpu.<class>)")
+@click.option(
+    "--gpu-class", "gpu_classes", default=None, help="comma-separated GPU classes (queues gpu.<class>)"
+)
 @click.option("--name", default=None, help="worker node name (default: ftaas-<random>@host)")
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker_command(gpu_classes: str | None, name: str | None, loglevel: str) -> None:
@@ -43,20 +45,28 @@ def worker_command(gpu_classes: str | None, name: str | None, loglevel: str) -> 
     from service.migrate import upgrade
     from worker import runner  # noqa: F401  (import torch/transformers now, not on the first job)
     from worker.celery_app import app_for
-
     from worker.tasks import store_for
 
     settings = get_settings()
     upgrade(settings.database_url)
     runner.warm_up(settings, store_for(settings.storage_url, settings.s3_endpoint_url, settings.s3_region))
     logging.basicConfig(level=loglevel)
-    queues = [f"gpu.{c.strip()}" for c in (gpu_classes or settings.worker_gpu_classes).split(",") if c.strip()]
+    queues = [
+        f"gpu.{c.strip()}" for c in (gpu_classes or settings.worker_gpu_classes).split(",") if c.strip()
+    ]
     start_sweeper(settings)
-    app_for(settings).worker_main([
-        "worker", "--pool=solo", "--concurrency=1", "--without-gossip", "--without-mingle",
-        f"--queues={','.join(queues + ['webhooks'])}", f"--hostname={name or 'ftaas-' + uuid.uuid4().hex[:6]}@%h",
-        f"--loglevel={loglevel}",
-    ])
+    app_for(settings).worker_main(
+        [
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "--without-gossip",
+            "--without-mingle",
+            f"--queues={','.join(queues + ['webhooks'])}",
+            f"--hostname={name or 'ftaas-' + uuid.uuid4().hex[:6]}@%h",
+            f"--loglevel={loglevel}",
+        ]
+    )
 
 
 @click.command("up")
@@ -70,8 +80,11 @@ def up_command(host: str, port: int) -> None:
     env = prepare(settings, public_url=f"http://{host}:{port}")
     worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env={**os.environ, **env})
     try:
-        subprocess.run([sys.executable, "-m", "service.cli", "serve", "--host", host, "--port", str(port)],
-                       env={**os.environ, **env}, check=False)
+        subprocess.run(
+            [sys.executable, "-m", "service.cli", "serve", "--host", host, "--port", str(port)],
+            env={**os.environ, **env},
+            check=False,
+        )
     finally:
         worker.terminate()
         try:

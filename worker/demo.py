@@ -50,11 +50,16 @@ def prepare(settings: Settings, public_url: str) -> dict[str, str]:
     if known is not None and not known.aligned:
         # Until the alignment stage lands (issue 5) the demo base is NOT pre-aligned; allow it, loudly.
         env["FTAAS_ALLOW_UNALIGNED_BASE"] = "true"
-        click.secho(f"WARNING: base model '{DEMO_MODEL}' is not pre-aligned (aligned: false); jobs on it are "
-                    "allowed in this embedded demo only.", fg="yellow")
+        click.secho(
+            f"WARNING: base model '{DEMO_MODEL}' is not pre-aligned (aligned: false); jobs on it are "
+            "allowed in this embedded demo only.",
+            fg="yellow",
+        )
     click.echo(f"API:        {public_url}/v1   (OpenAI-compatible; docs at {public_url}/docs)")
     click.echo(f"Base model: {DEMO_MODEL}")
     click.echo(f"Demo key:   {key}")
-    click.echo(f"Try:        OPENAI_BASE_URL={public_url}/v1 OPENAI_API_KEY={key} python -c "
-               "\"import openai; print(openai.OpenAI().models.list())\"")
+    click.echo(
+        f"Try:        OPENAI_BASE_URL={public_url}/v1 OPENAI_API_KEY={key} python -c "
+        '"import openai; print(openai.OpenAI().models.list())"'
+    )
     return env

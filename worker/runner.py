@@ -165,7 +165,9 @@ def _resume_point(settings: Settings, store: ObjectStore, lease: Lease) -> tuple
             .order_by(CheckpointRow.step_number.desc())
         ).all()
     for prefix, step in rows:
-        local = artifacts.download_checkpoint(store, prefix, artifacts.job_dir(settings, lease.job_id) / "resume")
+        local = artifacts.download_checkpoint(
+            store, prefix, artifacts.job_dir(settings, lease.job_id) / "resume"
+        )
         if local is not None:
             return local, step
     return None

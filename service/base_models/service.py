@@ -23,7 +23,9 @@ def _check_local(path: Path) -> None:
     if not (path / "config.json").is_file():
         raise InvalidRequest(f"{path} is not a Hugging Face model folder (no config.json).", param="path")
     if not any(path.glob("*.safetensors")):
-        raise InvalidRequest(f"{path} has no *.safetensors weights (pickle weights are not loaded).", param="path")
+        raise InvalidRequest(
+            f"{path} has no *.safetensors weights (pickle weights are not loaded).", param="path"
+        )
 
 
 def _check_store(store: ObjectStore, prefix: str) -> None:

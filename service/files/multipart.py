@@ -45,7 +45,9 @@ def boundary_of(content_type: str) -> bytes:
         )
     boundary = params.get(b"boundary")
     if not boundary:
-        raise InvalidRequest("multipart/form-data body has no boundary.", param="file", code="invalid_content_type")
+        raise InvalidRequest(
+            "multipart/form-data body has no boundary.", param="file", code="invalid_content_type"
+        )
     return boundary
 
 
@@ -79,13 +81,17 @@ class MultipartStream:
         try:
             self._parser.write(chunk)
         except Exception as exc:  # python-multipart raises its own error types on malformed bodies
-            raise InvalidRequest(f"Malformed multipart body: {exc}", param="file", code="invalid_multipart") from exc
+            raise InvalidRequest(
+                f"Malformed multipart body: {exc}", param="file", code="invalid_multipart"
+            ) from exc
         events, self._events = self._events, []
         return events
 
     def finish(self) -> None:
         if not self._finished:
-            raise InvalidRequest("Truncated multipart body (no closing boundary).", param="file", code="invalid_multipart")
+            raise InvalidRequest(
+                "Truncated multipart body (no closing boundary).", param="file", code="invalid_multipart"
+            )
 
     def _on_part_begin(self) -> None:
         self._headers = []
@@ -103,7 +109,9 @@ class MultipartStream:
         name = msg.get_param("name", header="content-disposition")
         filename = msg.get_filename()
         if not isinstance(name, str):
-            raise InvalidRequest("A multipart part has no field name.", param="file", code="invalid_multipart")
+            raise InvalidRequest(
+                "A multipart part has no field name.", param="file", code="invalid_multipart"
+            )
         ctype = headers.get(b"content-type")
         self._events.append(PartStart(name, filename, ctype.decode("latin-1") if ctype else None))
 

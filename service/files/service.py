@@ -38,7 +38,9 @@ class _FileSink:
     """Validates and stores one file part as it streams in (runs in worker threads; never holds the file)."""
 
     def __init__(self, store: ObjectStore, key: str, settings: Settings) -> None:
-        self.validator = ChatJSONLValidator(max_line_bytes=settings.max_line_bytes, min_examples=settings.min_examples)
+        self.validator = ChatJSONLValidator(
+            max_line_bytes=settings.max_line_bytes, min_examples=settings.min_examples
+        )
         self.writer: ObjectWriter = store.writer(key)
         self.size = 0
 
@@ -117,7 +119,9 @@ async def upload(
                 elif isinstance(event, PartData) and current == "file" and sink is not None:
                     pending += event.data
                     if sink.size + len(pending) > limit:
-                        raise PayloadTooLarge(f"File exceeds the maximum upload size of {limit} bytes.", param="file")
+                        raise PayloadTooLarge(
+                            f"File exceeds the maximum upload size of {limit} bytes.", param="file"
+                        )
                     if len(pending) >= BATCH:
                         await run_in_threadpool(sink.write, bytes(pending))
                         pending.clear()
@@ -131,10 +135,14 @@ async def upload(
                     current = None
         parts.finish()
         if "purpose" not in fields:
-            raise InvalidRequest("Missing required form field `purpose`.", param="purpose", code="missing_required_parameter")
+            raise InvalidRequest(
+                "Missing required form field `purpose`.", param="purpose", code="missing_required_parameter"
+            )
         purpose = _check_purpose(fields["purpose"])
         if sink is None:
-            raise InvalidRequest("Missing required file part `file`.", param="file", code="missing_required_parameter")
+            raise InvalidRequest(
+                "Missing required file part `file`.", param="file", code="missing_required_parameter"
+            )
         expires_at = _expires_at(fields)
         if pending:
             await run_in_threadpool(sink.write, bytes(pending))
@@ -182,7 +190,9 @@ def list_files(
 def content(session: Session, store: ObjectStore, principal: Principal, file_id: str) -> Iterator[bytes]:
     row = get(session, principal, file_id)
     if row.object_key is None:
-        raise InvalidRequest(f"File {file_id} has no content: {row.status_details}", param="id", code="file_not_ready")
+        raise InvalidRequest(
+            f"File {file_id} has no content: {row.status_details}", param="id", code="file_not_ready"
+        )
     return store.iter_chunks(row.object_key)
 
 

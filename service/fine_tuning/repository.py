@@ -57,8 +57,7 @@ def transition(
     if lease_token is not None:
         query = query.where(JobRow.lease_token == lease_token)
     result = session.execute(
-        query.values(status=to_status, **values)
-        .execution_options(synchronize_session=False)
+        query.values(status=to_status, **values).execution_options(synchronize_session=False)
     )
     return result.rowcount == 1  # type: ignore[attr-defined]
 
@@ -84,13 +83,21 @@ def add_event(
     data: dict[str, Any] | None = None,
 ) -> JobEventRow:
     row = JobEventRow(
-        id=new_id("ftevent-"), job_id=job_id, created_at=now(), level=level, message=message, type=type, data=data
+        id=new_id("ftevent-"),
+        job_id=job_id,
+        created_at=now(),
+        level=level,
+        message=message,
+        type=type,
+        data=data,
     )
     session.add(row)
     return row
 
 
-def events_page(session: Session, job_id: str, *, after: str | None, limit: int) -> tuple[list[JobEventRow], bool]:
+def events_page(
+    session: Session, job_id: str, *, after: str | None, limit: int
+) -> tuple[list[JobEventRow], bool]:
     query = select(JobEventRow).where(JobEventRow.job_id == job_id)
     return page(session, query, JobEventRow.seq, JobEventRow.id, after=after, limit=limit)
 

@@ -19,7 +19,9 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 
 
 def _metadata_filter(request: Request) -> dict[str, str]:
-    return {k[9:-1]: v for k, v in request.query_params.items() if k.startswith("metadata[") and k.endswith("]")}
+    return {
+        k[9:-1]: v for k, v in request.query_params.items() if k.startswith("metadata[") and k.endswith("]")
+    }
 
 
 @router.post("")
@@ -34,7 +36,9 @@ def create_job(
 
 
 @router.get("")
-def list_jobs(request: Request, session: SessionDep, org: CurrentOrg, after: str | None = None, limit: Limit = 20):
+def list_jobs(
+    request: Request, session: SessionDep, org: CurrentOrg, after: str | None = None, limit: Limit = 20
+):
     rows, more = service.list_jobs(
         session, org, after=after, limit=limit, metadata=_metadata_filter(request), all_orgs=False
     )
@@ -73,7 +77,9 @@ def list_events(
 ):
     if stream:  # additive: server-sent events, oldest first, until the job ends
         job = service.get(session, org, job_id)
-        return StreamingResponse(streams.event_stream(settings.database_url, job.id), media_type="text/event-stream")
+        return StreamingResponse(
+            streams.event_stream(settings.database_url, job.id), media_type="text/event-stream"
+        )
     rows, more = service.events(session, org, job_id, after=after, limit=limit)
     return list_body([event_object(r) for r in rows], more)
 
@@ -98,7 +104,9 @@ def list_checkpoints(
 
 
 @admin_router.get("")
-def list_all_jobs(request: Request, session: SessionDep, admin: AdminOrg, after: str | None = None, limit: Limit = 20):
+def list_all_jobs(
+    request: Request, session: SessionDep, admin: AdminOrg, after: str | None = None, limit: Limit = 20
+):
     rows, more = service.list_jobs(
         session, admin, after=after, limit=limit, metadata=_metadata_filter(request), all_orgs=True
     )

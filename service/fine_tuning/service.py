@@ -133,7 +133,9 @@ def _state_error(job: JobRow, action: str) -> InvalidState:
 
 def cancel(session: Session, settings: Settings, principal: Principal, job_id: str) -> JobRow:
     job = get(session, principal, job_id)
-    if repository.transition(session, job.id, ("validating_files", "queued", "paused"), "cancelled", finished_at=now()):
+    if repository.transition(
+        session, job.id, ("validating_files", "queued", "paused"), "cancelled", finished_at=now()
+    ):
         repository.add_event(session, job.id, "Fine-tuning job cancelled")
         notify_outcome_after_commit(session, settings, job.id, "cancelled")
     elif not repository.request_control(session, job.id, "cancel", ("running",)):
@@ -168,7 +170,13 @@ def resume(session: Session, settings: Settings, principal: Principal, job_id: s
 
 
 def list_jobs(
-    session: Session, principal: Principal, *, after: str | None, limit: int, metadata: dict[str, str], all_orgs: bool
+    session: Session,
+    principal: Principal,
+    *,
+    after: str | None,
+    limit: int,
+    metadata: dict[str, str],
+    all_orgs: bool,
 ) -> tuple[list[JobRow], bool]:
     org = None if all_orgs else principal.org_id
     return repository.list_page(session, org, after=after, limit=limit, metadata=metadata)

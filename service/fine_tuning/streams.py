@@ -70,8 +70,11 @@ def event_stream(database_url: str, job_id: str, poll_s: float = 0.5) -> Iterato
     last_seq = 0
     while True:
         with session_scope(database_url) as session:
-            rows = session.scalars(select(JobEventRow).where(JobEventRow.job_id == job_id, JobEventRow.seq > last_seq)
-                                   .order_by(JobEventRow.seq)).all()
+            rows = session.scalars(
+                select(JobEventRow)
+                .where(JobEventRow.job_id == job_id, JobEventRow.seq > last_seq)
+                .order_by(JobEventRow.seq)
+            ).all()
             status = session.scalar(select(JobRow.status).where(JobRow.id == job_id))
         for row in rows:
             last_seq = row.seq

@@ -42,16 +42,22 @@ def retrieve(session: Session, settings: Settings, principal: Principal, model_i
         return _model(base.name, base.created_at, PROVIDER)
     tuned = _fine_tuned(session, principal.org_id, model_id)
     if not tuned:
-        raise NotFound(f"The model '{model_id}' does not exist or you do not have access to it.", param="model")
+        raise NotFound(
+            f"The model '{model_id}' does not exist or you do not have access to it.", param="model"
+        )
     return _model(tuned[0].id, tuned[0].created_at, principal.org_id)
 
 
 def delete(session: Session, settings: Settings, principal: Principal, model_id: str) -> dict[str, Any]:
     if base_models.usable(session, settings, model_id) is not None:
-        raise Forbidden(f"'{model_id}' is a provider base model; only your fine-tuned models can be deleted.",
-                        param="model")
+        raise Forbidden(
+            f"'{model_id}' is a provider base model; only your fine-tuned models can be deleted.",
+            param="model",
+        )
     tuned = _fine_tuned(session, principal.org_id, model_id)
     if not tuned:
-        raise NotFound(f"The model '{model_id}' does not exist or you do not have access to it.", param="model")
+        raise NotFound(
+            f"The model '{model_id}' does not exist or you do not have access to it.", param="model"
+        )
     tuned[0].deleted_at = now()
     return {"id": model_id, "object": "model", "deleted": True}

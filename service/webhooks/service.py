@@ -32,8 +32,9 @@ def _check_url(url: str) -> str:
     url = url.strip()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2048:
-        raise InvalidRequest("url must be an absolute http(s) URL (max 2048 characters).", param="url",
-                             code="invalid_url")
+        raise InvalidRequest(
+            "url must be an absolute http(s) URL (max 2048 characters).", param="url", code="invalid_url"
+        )
     return url
 
 

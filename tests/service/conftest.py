@@ -23,8 +23,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _settings(request: pytest.FixtureRequest, home: Path) -> Settings:
     if request.param == "sqlite":
-        return Settings(home=home, broker_url="filesystem://", max_upload_bytes=8 * 1024 * 1024,
-                        max_line_bytes=64 * 1024)
+        return Settings(
+            home=home, broker_url="filesystem://", max_upload_bytes=8 * 1024 * 1024, max_line_bytes=64 * 1024
+        )
     database_url = request.getfixturevalue("postgres_url")
     endpoint = request.getfixturevalue("s3_endpoint")
     bucket = f"ftaas-api-{uuid.uuid4().hex[:12]}"
@@ -40,7 +41,9 @@ def _settings(request: pytest.FixtureRequest, home: Path) -> Settings:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
-def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[LiveAPI]:
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tiny_model: Path
+) -> Iterator[LiveAPI]:
     """The API over real HTTP: SQLite + file:// + filesystem broker, or PostgreSQL + S3 (moto) + Redis."""
     settings = _settings(request, tmp_path_factory.mktemp(f"home-{request.param}"))
     upgrade(settings.database_url)

@@ -14,12 +14,17 @@ FTAAS = [sys.executable, "-m", "service.cli"]
 
 
 def run(args: list[str], env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(FTAAS + args, env={**os.environ, **env}, capture_output=True, text=True, check=check)
+    return subprocess.run(
+        FTAAS + args, env={**os.environ, **env}, capture_output=True, text=True, check=check
+    )
 
 
 def test_cli_end_to_end(api, tmp_path: Path, tiny_model: Path) -> None:
-    env = {"FTAAS_DATABASE_URL": api.settings.database_url, "FTAAS_STORAGE_URL": api.settings.storage_url,
-           "FTAAS_HOME": str(tmp_path)}
+    env = {
+        "FTAAS_DATABASE_URL": api.settings.database_url,
+        "FTAAS_STORAGE_URL": api.settings.storage_url,
+        "FTAAS_HOME": str(tmp_path),
+    }
     if api.settings.s3_endpoint_url:
         env["FTAAS_S3_ENDPOINT_URL"] = api.settings.s3_endpoint_url
     assert "head" in run(["migrate"], env).stdout

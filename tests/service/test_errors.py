@@ -28,8 +28,9 @@ def test_validation_error_names_param(api) -> None:
     h = {"Authorization": f"Bearer {api.new_key()}"}
     r = httpx.get(f"{api.v1}/files", params={"limit": "abc"}, headers=h)
     assert r.status_code == 400 and _shape(r)["param"] == "limit"
-    r = httpx.post(f"{api.v1}/fine_tuning/jobs", content=b"{not json", headers={**h, "Content-Type":
-                                                                                 "application/json"})
+    r = httpx.post(
+        f"{api.v1}/fine_tuning/jobs", content=b"{not json", headers={**h, "Content-Type": "application/json"}
+    )
     assert r.status_code == 400 and _shape(r)
 
 

@@ -28,8 +28,17 @@ def settings(tmp_path) -> Settings:
 def add_job(settings: Settings, status: str = "queued") -> str:
     with session_scope(settings.database_url) as session:
         org = session.query(OrgRow).one()
-        session.add(JobRow(id=f"ftjob-{time.monotonic_ns()}", org_id=org.id, model="m", training_file="file-x",
-                           status=status, seed=1, created_at=now()))
+        session.add(
+            JobRow(
+                id=f"ftjob-{time.monotonic_ns()}",
+                org_id=org.id,
+                model="m",
+                training_file="file-x",
+                status=status,
+                seed=1,
+                created_at=now(),
+            )
+        )
         return session.query(JobRow).order_by(JobRow.seq.desc()).first().id
 
 

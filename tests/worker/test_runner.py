@@ -29,8 +29,15 @@ WORKER = dict(lease_seconds=3.0, checkpoint_every=2, metrics_every=1, max_seq_le
 
 
 def chats(n: int) -> bytes:
-    rows = [{"messages": [{"role": "user", "content": f"What is {i} plus {i}?"},
-                          {"role": "assistant", "content": f"{i} plus {i} is {2 * i}."}]} for i in range(n)]
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"What is {i} plus {i}?"},
+                {"role": "assistant", "content": f"{i} plus {i} is {2 * i}."},
+            ]
+        }
+        for i in range(n)
+    ]
     return "".join(json.dumps(r) + "\n" for r in rows).encode()
 
 
@@ -46,8 +53,13 @@ class Stack:
     def job(self, client: openai.OpenAI, n: int = 16, epochs: int = 2, batch: int = 4):
         f = client.files.create(file=("train.jsonl", chats(n)), purpose="fine-tune")
         return client.fine_tuning.jobs.create(
-            model=BASE, training_file=f.id, suffix="e2e",
-            method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": epochs, "batch_size": batch}}},
+            model=BASE,
+            training_file=f.id,
+            suffix="e2e",
+            method={
+                "type": "supervised",
+                "supervised": {"hyperparameters": {"n_epochs": epochs, "batch_size": batch}},
+            },
         )
 
     def log_tail(self) -> str:
@@ -58,9 +70,14 @@ def _settings(mode: str, home: Path, request: pytest.FixtureRequest) -> Settings
     if mode == "embedded":
         return Settings(home=home, broker_url="filesystem://", **WORKER)
     redis = request.getfixturevalue("redis_url").rsplit("/", 1)[0] + "/1"
-    return Settings(home=home, database_url=servers.start_postgres("ftaas_worker"), broker_url=redis,
-                    storage_url=f"s3://ftaas-e2e-{uuid.uuid4().hex[:10]}/objects",
-                    s3_endpoint_url=request.getfixturevalue("s3_endpoint"), **WORKER)
+    return Settings(
+        home=home,
+        database_url=servers.start_postgres("ftaas_worker"),
+        broker_url=redis,
+        storage_url=f"s3://ftaas-e2e-{uuid.uuid4().hex[:10]}/objects",
+        s3_endpoint_url=request.getfixturevalue("s3_endpoint"),
+        **WORKER,
+    )
 
 
 @pytest.fixture(scope="module", params=["distributed", "embedded"])
@@ -93,7 +110,9 @@ def test_job_trains_to_a_usable_adapter(stack: Stack) -> None:
     client = stack.api.client(stack.api.new_key(org))
     admin = {"Authorization": f"Bearer {stack.api.new_key(admin=True)}"}
     receiver = Receiver(secret="set below")  # the secret is issued when the endpoint is registered
-    hook = httpx.post(f"{stack.api.v1}/admin/webhooks", json={"url": receiver.url(), "org": org}, headers=admin)
+    hook = httpx.post(
+        f"{stack.api.v1}/admin/webhooks", json={"url": receiver.url(), "org": org}, headers=admin
+    )
     receiver.secret = hook.json()["secret"]
     worker = stack.worker()
     try:
@@ -116,8 +135,15 @@ def test_job_trains_to_a_usable_adapter(stack: Stack) -> None:
     assert any(m.startswith("Files validated: 16 examples") for m in messages)
     metrics = [e for e in events if e.type == "metrics"]
     assert sorted(e.data["step"] for e in metrics) == list(range(1, 9))
-    assert {"train_loss", "train_mean_token_accuracy", "weight_min", "weight_mean", "weight_max",
-            "weight_entropy", "frac_r_negative"} <= set(metrics[0].data)
+    assert {
+        "train_loss",
+        "train_mean_token_accuracy",
+        "weight_min",
+        "weight_mean",
+        "weight_max",
+        "weight_entropy",
+        "frac_r_negative",
+    } <= set(metrics[0].data)
 
     ckpts = list(client.fine_tuning.jobs.checkpoints.list(job.id))
     assert [c.step_number for c in ckpts] == [8, 6, 4, 2]
@@ -130,8 +156,10 @@ def test_job_trains_to_a_usable_adapter(stack: Stack) -> None:
     csv_lines = client.files.content(results_id).read().decode().splitlines()
     assert csv_lines[0].startswith("step,train_loss") and len(csv_lines) == 9
 
-    r = httpx.get(f"{stack.api.v1}/fine_tuning/jobs/{job.id}/adapter",
-                  headers={"Authorization": f"Bearer {client.api_key}"})
+    r = httpx.get(
+        f"{stack.api.v1}/fine_tuning/jobs/{job.id}/adapter",
+        headers={"Authorization": f"Bearer {client.api_key}"},
+    )
     assert r.status_code == 200
     with tarfile.open(fileobj=io.BytesIO(r.content), mode="r:gz") as tar:
         names = tar.getnames()
@@ -140,8 +168,9 @@ def test_job_trains_to_a_usable_adapter(stack: Stack) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(stack.api.model_dir),
-                                      stack.logs / job.id / "adapter")
+    model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(stack.api.model_dir), stack.logs / job.id / "adapter"
+    )
     assert any("lora_A" in n for n, _ in model.named_parameters())
 
 
@@ -151,7 +180,9 @@ def test_cancel_pause_resume_while_running(stack: Stack) -> None:
     jobs = client.fine_tuning.jobs
 
     def step(job_id: str) -> int:
-        return max((e.data["step"] for e in jobs.list_events(job_id, limit=5) if e.type == "metrics"), default=0)
+        return max(
+            (e.data["step"] for e in jobs.list_events(job_id, limit=5) if e.type == "metrics"), default=0
+        )
 
     try:
         job = stack.job(client, n=32, epochs=50)  # 400 steps: long enough to act mid-training
@@ -184,12 +215,17 @@ def test_worker_killed_mid_training_resumes_from_checkpoint(stack: Stack, run: i
     first = stack.worker()
     job = stack.job(client, n=32, epochs=3)  # 24 steps, a checkpoint every 2
     try:
-        wait_for(lambda: any(c.step_number >= 4 for c in jobs.checkpoints.list(job.id)), 120,
-                 f"a checkpoint\n{stack.log_tail()}")
+        wait_for(
+            lambda: any(c.step_number >= 4 for c in jobs.checkpoints.list(job.id)),
+            120,
+            f"a checkpoint\n{stack.log_tail()}",
+        )
         first.kill9()
         second = stack.worker()
         try:
-            wait_for(lambda: status_of(client, job.id, "succeeded"), 180, f"success after kill\n{stack.log_tail()}")
+            wait_for(
+                lambda: status_of(client, job.id, "succeeded"), 180, f"success after kill\n{stack.log_tail()}"
+            )
         finally:
             second.stop()
     finally:

@@ -44,28 +44,60 @@ CONTENT_CASES: dict[str, tuple[bytes, int, tuple[str, ...], str]] = {
     "messages not a list": (with_line(b'{"messages": "hi"}'), 400, ("line 3", "messages"), "file"),
     "empty messages": (with_line(b'{"messages": []}'), 400, ("line 3", "messages"), "file"),
     "message not object": (with_line(msgs("hi", A)), 400, ("line 3", "messages[0]"), "file"),
-    "wrong role": (with_line(msgs({"role": "bot", "content": "x"}, A)), 400, ("line 3", "messages[0].role"), "file"),
+    "wrong role": (
+        with_line(msgs({"role": "bot", "content": "x"}, A)),
+        400,
+        ("line 3", "messages[0].role"),
+        "file",
+    ),
     "missing role": (with_line(msgs({"content": "x"}, A)), 400, ("line 3", "messages[0].role"), "file"),
-    "non-string content": (with_line(msgs({"role": "user", "content": 5}, A)), 400,
-                           ("line 3", "messages[0].content"), "file"),
+    "non-string content": (
+        with_line(msgs({"role": "user", "content": 5}, A)),
+        400,
+        ("line 3", "messages[0].content"),
+        "file",
+    ),
     "missing content": (with_line(msgs({"role": "user"}, A)), 400, ("line 3", "messages[0].content"), "file"),
     "no assistant": (with_line(msgs(U)), 400, ("line 3", "assistant"), "file"),
     "assistant weight 0 only": (with_line(msgs(U, {**A, "weight": 0})), 400, ("line 3", "assistant"), "file"),
     "weight 2": (with_line(msgs(U, {**A, "weight": 2})), 400, ("line 3", "messages[1].weight"), "file"),
     "weight true": (with_line(msgs(U, {**A, "weight": True})), 400, ("line 3", "messages[1].weight"), "file"),
-    "weight string": (with_line(msgs(U, {**A, "weight": "1"})), 400, ("line 3", "messages[1].weight"), "file"),
+    "weight string": (
+        with_line(msgs(U, {**A, "weight": "1"})),
+        400,
+        ("line 3", "messages[1].weight"),
+        "file",
+    ),
     "weight on user": (with_line(msgs({**U, "weight": 1}, A)), 400, ("line 3", "messages[0].weight"), "file"),
     "unknown top-level key": (with_line(msgs(U, A, extra=1)), 400, ("line 3", "extra"), "file"),
     "unknown message key": (with_line(msgs({**U, "foo": 1}, A)), 400, ("line 3", "messages[0].foo"), "file"),
     "oversized line": (with_line(msgs(U, {**A, "content": "x" * 70_000})), 400, ("line 3",), "file"),
     "NaN": (with_line(msgs(U, A)[:-1] + b', "n": NaN}'), 400, ("line 3",), "file"),
-    "Infinity": (with_line(b'{"messages": [{"role": "user", "content": "x"}], "x": Infinity}'), 400,
-                 ("line 3",), "file"),
-    "lone surrogate": (with_line(msgs({"role": "user", "content": "PLACEHOLDER"}, A).replace(
-        b"PLACEHOLDER", b"\\ud800")), 400, ("line 3",), "file"),
-    "deep nesting": (with_line(b'{"messages": ' + b"[" * 5000 + b"]" * 5000 + b"}"), 400, ("line 3",), "file"),
+    "Infinity": (
+        with_line(b'{"messages": [{"role": "user", "content": "x"}], "x": Infinity}'),
+        400,
+        ("line 3",),
+        "file",
+    ),
+    "lone surrogate": (
+        with_line(msgs({"role": "user", "content": "PLACEHOLDER"}, A).replace(b"PLACEHOLDER", b"\\ud800")),
+        400,
+        ("line 3",),
+        "file",
+    ),
+    "deep nesting": (
+        with_line(b'{"messages": ' + b"[" * 5000 + b"]" * 5000 + b"}"),
+        400,
+        ("line 3",),
+        "file",
+    ),
     "too few examples": (jsonl(5), 400, ("10",), "file"),
-    "errors on several lines": (with_line(b"[]", 2).replace(GOOD[5], b"{}"), 400, ("line 2", "line 7"), "file"),
+    "errors on several lines": (
+        with_line(b"[]", 2).replace(GOOD[5], b"{}"),
+        400,
+        ("line 2", "line 7"),
+        "file",
+    ),
 }
 
 
@@ -73,8 +105,10 @@ CONTENT_CASES: dict[str, tuple[bytes, int, tuple[str, ...], str]] = {
 def http(api) -> Iterator[Callable[..., httpx.Response]]:
     key = api.new_key()
     with httpx.Client(base_url=api.v1, headers={"Authorization": f"Bearer {key}"}, timeout=60) as c:
+
         def post(**kw) -> httpx.Response:
             return c.post("/files", **kw)
+
         yield post
 
 
@@ -106,7 +140,9 @@ def test_malformed_content(api, http, case: str) -> None:
     assert snapshot(api) == before
 
 
-def _raw_multipart(parts: list[tuple[str, str | None, bytes]], boundary: str = "XyZ", close: bool = True) -> bytes:
+def _raw_multipart(
+    parts: list[tuple[str, str | None, bytes]], boundary: str = "XyZ", close: bool = True
+) -> bytes:
     out = b""
     for name, filename, value in parts:
         disp = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
@@ -118,25 +154,69 @@ MP = {"Content-Type": "multipart/form-data; boundary=XyZ"}
 BIG = jsonl(80_000)  # ~ 9.6 MB, over the test server's 8 MiB limit
 
 REQUEST_CASES: dict[str, tuple[dict, int, tuple[str, ...], str | None]] = {
-    "wrong purpose": (dict(data={"purpose": "batch"}, files={"file": ("x.jsonl", jsonl())}), 400, ("batch",),
-                      "purpose"),
+    "wrong purpose": (
+        dict(data={"purpose": "batch"}, files={"file": ("x.jsonl", jsonl())}),
+        400,
+        ("batch",),
+        "purpose",
+    ),
     "missing purpose": (dict(files={"file": ("x.jsonl", jsonl())}), 400, ("purpose",), "purpose"),
     "missing file": (dict(data={"purpose": "fine-tune"}), 400, ("file",), "file"),
     "json body": (dict(json={"purpose": "fine-tune", "file": "x"}), 400, ("multipart",), "file"),
     "urlencoded body": (dict(data={"purpose": "fine-tune", "file": "x"}, files=None), 400, (), "file"),
-    "no boundary": (dict(content=b"abc", headers={"Content-Type": "multipart/form-data"}), 400, ("boundary",),
-                    "file"),
-    "truncated multipart": (dict(content=_raw_multipart([("purpose", None, b"fine-tune"), ("file", "x.jsonl",
-                            jsonl())], close=False), headers=MP), 400, ("multipart",), "file"),
-    "file without filename": (dict(content=_raw_multipart([("purpose", None, b"fine-tune"), ("file", None,
-                              jsonl())]), headers=MP), 400, ("filename",), "file"),
-    "two files": (dict(content=_raw_multipart([("purpose", None, b"fine-tune"), ("file", "a.jsonl", jsonl()),
-                  ("file", "b.jsonl", jsonl())]), headers=MP), 400, ("one",), "file"),
-    "bad expires_after": (dict(data={"purpose": "fine-tune", "expires_after[anchor]": "created_at",
-                          "expires_after[seconds]": "5"}, files={"file": ("x.jsonl", jsonl())}), 400, ("3600",),
-                          "expires_after"),
-    "oversized file (declared length)": (dict(data={"purpose": "fine-tune"}, files={"file": ("x.jsonl", BIG)}),
-                                         413, ("maximum upload size",), "file"),
+    "no boundary": (
+        dict(content=b"abc", headers={"Content-Type": "multipart/form-data"}),
+        400,
+        ("boundary",),
+        "file",
+    ),
+    "truncated multipart": (
+        dict(
+            content=_raw_multipart(
+                [("purpose", None, b"fine-tune"), ("file", "x.jsonl", jsonl())], close=False
+            ),
+            headers=MP,
+        ),
+        400,
+        ("multipart",),
+        "file",
+    ),
+    "file without filename": (
+        dict(content=_raw_multipart([("purpose", None, b"fine-tune"), ("file", None, jsonl())]), headers=MP),
+        400,
+        ("filename",),
+        "file",
+    ),
+    "two files": (
+        dict(
+            content=_raw_multipart(
+                [("purpose", None, b"fine-tune"), ("file", "a.jsonl", jsonl()), ("file", "b.jsonl", jsonl())]
+            ),
+            headers=MP,
+        ),
+        400,
+        ("one",),
+        "file",
+    ),
+    "bad expires_after": (
+        dict(
+            data={
+                "purpose": "fine-tune",
+                "expires_after[anchor]": "created_at",
+                "expires_after[seconds]": "5",
+            },
+            files={"file": ("x.jsonl", jsonl())},
+        ),
+        400,
+        ("3600",),
+        "expires_after",
+    ),
+    "oversized file (declared length)": (
+        dict(data={"purpose": "fine-tune"}, files={"file": ("x.jsonl", BIG)}),
+        413,
+        ("maximum upload size",),
+        "file",
+    ),
     "oversized file (chunked)": (dict(headers=MP), 413, ("maximum upload size",), "file"),
 }
 
@@ -144,19 +224,30 @@ REQUEST_CASES: dict[str, tuple[dict, int, tuple[str, ...], str | None]] = {
 @pytest.mark.parametrize("case", list(REQUEST_CASES))
 def test_malformed_request(api, http, case: str) -> None:
     kwargs, status, needles, param = REQUEST_CASES[case]
-    if case == "oversized file (chunked)":  # a generator body has no Content-Length: the limit acts mid-stream
+    if (
+        case == "oversized file (chunked)"
+    ):  # a generator body has no Content-Length: the limit acts mid-stream
         body = _raw_multipart([("purpose", None, b"fine-tune"), ("file", "x.jsonl", BIG)])
         kwargs = dict(kwargs, content=(body[i : i + 65536] for i in range(0, len(body), 65536)))
     if case == "urlencoded body":
-        kwargs = dict(content=b"purpose=fine-tune&file=x",
-                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+        kwargs = dict(
+            content=b"purpose=fine-tune&file=x", headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
     before = snapshot(api)
     check(api, http(**kwargs), status, needles, param)
     assert snapshot(api) == before
 
 
 def test_missing_or_bad_key_is_401(api) -> None:
-    for headers in ({}, {"Authorization": f"Bearer sk-nope-{uuid.uuid4().hex}"}, {"Authorization": "Basic abc"}):
-        r = httpx.post(f"{api.v1}/files", headers=headers, files={"file": ("x.jsonl", jsonl())},
-                       data={"purpose": "fine-tune"})
+    for headers in (
+        {},
+        {"Authorization": f"Bearer sk-nope-{uuid.uuid4().hex}"},
+        {"Authorization": "Basic abc"},
+    ):
+        r = httpx.post(
+            f"{api.v1}/files",
+            headers=headers,
+            files={"file": ("x.jsonl", jsonl())},
+            data={"purpose": "fine-tune"},
+        )
         assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"

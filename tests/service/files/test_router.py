@@ -15,7 +15,12 @@ from tests.service.helpers import error_of, jsonl, upload
 def test_upload_is_validated_and_processed(client: openai.OpenAI) -> None:
     f = upload(client, 12)
     assert f.id.startswith("file-") and f.object == "file"
-    assert (f.status, f.purpose, f.filename, f.bytes) == ("processed", "fine-tune", "train.jsonl", len(jsonl(12)))
+    assert (f.status, f.purpose, f.filename, f.bytes) == (
+        "processed",
+        "fine-tune",
+        "train.jsonl",
+        len(jsonl(12)),
+    )
     assert f.status_details is None
     assert client.files.wait_for_processing(f.id, poll_interval=0.01).status == "processed"
     assert client.files.retrieve(f.id) == f
@@ -71,7 +76,9 @@ def test_wrong_purpose_names_purpose(client: openai.OpenAI) -> None:
 
 def test_expires_after_sets_expires_at(client: openai.OpenAI) -> None:
     f = client.files.create(
-        file=("t.jsonl", jsonl()), purpose="fine-tune", expires_after={"anchor": "created_at", "seconds": 3600}
+        file=("t.jsonl", jsonl()),
+        purpose="fine-tune",
+        expires_after={"anchor": "created_at", "seconds": 3600},
     )
     assert f.expires_at is not None and 3590 <= f.expires_at - f.created_at <= 3610
 
@@ -82,16 +89,39 @@ def test_curl_upload(api, tmp_path) -> None:
     path = tmp_path / "train.jsonl"
     path.write_bytes(jsonl(15))
     out = subprocess.run(
-        ["curl", "-sS", "-f", f"{api.v1}/files", "-H", f"Authorization: Bearer {key}",
-         "-F", "purpose=fine-tune", "-F", f"file=@{path}"],
-        capture_output=True, check=True, text=True,
+        [
+            "curl",
+            "-sS",
+            "-f",
+            f"{api.v1}/files",
+            "-H",
+            f"Authorization: Bearer {key}",
+            "-F",
+            "purpose=fine-tune",
+            "-F",
+            f"file=@{path}",
+        ],
+        capture_output=True,
+        check=True,
+        text=True,
     )
     body = json.loads(out.stdout)
     assert body["status"] == "processed" and body["bytes"] == path.stat().st_size
     # file part first, purpose last: the order curl users happen to type
     out = subprocess.run(
-        ["curl", "-sS", f"{api.v1}/files", "-H", f"Authorization: Bearer {key}",
-         "-F", f"file=@{path}", "-F", "purpose=fine-tune"],
-        capture_output=True, check=True, text=True,
+        [
+            "curl",
+            "-sS",
+            f"{api.v1}/files",
+            "-H",
+            f"Authorization: Bearer {key}",
+            "-F",
+            f"file=@{path}",
+            "-F",
+            "purpose=fine-tune",
+        ],
+        capture_output=True,
+        check=True,
+        text=True,
     )
     assert json.loads(out.stdout)["status"] == "processed"

@@ -37,8 +37,14 @@ def bad_request(fn, *args, **kwargs) -> dict:
 
 def test_create_resolves_auto_and_waits_honestly(client: openai.OpenAI, train_id: str) -> None:
     job = client.fine_tuning.jobs.create(
-        model=BASE, training_file=train_id, suffix="calc", metadata={"team": "red"},
-        method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 2, "batch_size": "auto"}}},
+        model=BASE,
+        training_file=train_id,
+        suffix="calc",
+        metadata={"team": "red"},
+        method={
+            "type": "supervised",
+            "supervised": {"hyperparameters": {"n_epochs": 2, "batch_size": "auto"}},
+        },
     )
     assert job.id.startswith("ftjob-") and job.object == "fine_tuning.job"
     assert job.status == "validating_files"  # no worker in these tests: it must not pretend to progress
@@ -48,8 +54,9 @@ def test_create_resolves_auto_and_waits_honestly(client: openai.OpenAI, train_id
     assert isinstance(job.seed, int) and job.metadata == {"team": "red"}
     assert job.fine_tuned_model is None and job.result_files == [] and job.error is None
     assert client.fine_tuning.jobs.retrieve(job.id) == job
-    explicit = client.fine_tuning.jobs.create(model=BASE, training_file=train_id, seed=7,
-                                              hyperparameters={"learning_rate_multiplier": 0.5})
+    explicit = client.fine_tuning.jobs.create(
+        model=BASE, training_file=train_id, seed=7, hyperparameters={"learning_rate_multiplier": 0.5}
+    )
     assert explicit.seed == 7 and explicit.hyperparameters.learning_rate_multiplier == 0.5
 
 
@@ -60,24 +67,40 @@ def test_create_rejects_with_named_params(api, client: openai.OpenAI, train_id: 
     assert bad_request(jobs.create, model="tiny-unaligned", training_file=train_id)["param"] == "model"
     err = bad_request(jobs.create, model=BASE, training_file=train_id, method={"type": "dpo"})
     assert err["param"] == "method.type" and "supervised" in err["message"]
-    assert bad_request(jobs.create, model=BASE, training_file=train_id,
-                       method={"type": "reinforcement"})["code"] == "unsupported_method"
+    assert (
+        bad_request(jobs.create, model=BASE, training_file=train_id, method={"type": "reinforcement"})["code"]
+        == "unsupported_method"
+    )
     assert bad_request(jobs.create, model=BASE, training_file="file-nope")["param"] == "training_file"
-    assert bad_request(jobs.create, model=BASE, training_file=train_id,
-                       validation_file="file-nope")["param"] == "validation_file"
+    assert (
+        bad_request(jobs.create, model=BASE, training_file=train_id, validation_file="file-nope")["param"]
+        == "validation_file"
+    )
     assert bad_request(jobs.create, model=BASE, training_file=train_id, suffix="x" * 65)["param"] == "suffix"
-    err = bad_request(jobs.create, model=BASE, training_file=train_id, metadata={f"k{i}": "v" for i in range(17)})
+    err = bad_request(
+        jobs.create, model=BASE, training_file=train_id, metadata={f"k{i}": "v" for i in range(17)}
+    )
     assert err["param"] == "metadata"
     err = bad_request(jobs.create, model=BASE, training_file=train_id, hyperparameters={"batch_size": 1})
     assert err["param"] == "method.supervised.hyperparameters.batch_size" and "Antibody" in err["message"]
     assert bad_request(jobs.create, model=BASE, training_file=train_id, hyperparameters={"n_epochs": 0})
-    err = bad_request(jobs.create, model=BASE, training_file=train_id, hyperparameters={"n_epochs": 2},
-                      method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 3}}})
+    err = bad_request(
+        jobs.create,
+        model=BASE,
+        training_file=train_id,
+        hyperparameters={"n_epochs": 2},
+        method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 3}}},
+    )
     assert "conflicts" in err["message"]
-    r = httpx.post(f"{api.v1}/fine_tuning/jobs", json={"model": BASE},
-                   headers={"Authorization": f"Bearer {client.api_key}"})
+    r = httpx.post(
+        f"{api.v1}/fine_tuning/jobs",
+        json={"model": BASE},
+        headers={"Authorization": f"Bearer {client.api_key}"},
+    )
     assert r.status_code == 400 and r.json()["error"]["param"] == "training_file"
-    assert bad_request(jobs.create, model=BASE, training_file=train_id, extra_body={"foo": 1})["param"] == "foo"
+    assert (
+        bad_request(jobs.create, model=BASE, training_file=train_id, extra_body={"foo": 1})["param"] == "foo"
+    )
 
 
 def test_errored_file_cannot_train(client: openai.OpenAI) -> None:
@@ -89,8 +112,10 @@ def test_errored_file_cannot_train(client: openai.OpenAI) -> None:
 
 
 def test_list_paginates_and_filters_metadata(client: openai.OpenAI, train_id: str) -> None:
-    ids = [client.fine_tuning.jobs.create(model=BASE, training_file=train_id, metadata={"n": str(i % 2)}).id
-           for i in range(5)]
+    ids = [
+        client.fine_tuning.jobs.create(model=BASE, training_file=train_id, metadata={"n": str(i % 2)}).id
+        for i in range(5)
+    ]
     page = client.fine_tuning.jobs.list(limit=2)
     assert [j.id for j in page.data] == ids[::-1][:2] and page.has_more
     assert [j.id for j in client.fine_tuning.jobs.list(limit=2)] == ids[::-1]
@@ -102,7 +127,9 @@ def test_list_paginates_and_filters_metadata(client: openai.OpenAI, train_id: st
 def test_idempotency_key(api) -> None:
     key = api.new_key()
     with httpx.Client(base_url=api.v1, headers={"Authorization": f"Bearer {key}"}) as http:
-        file_id = http.post("/files", data={"purpose": "fine-tune"}, files={"file": ("t.jsonl", jsonl())}).json()["id"]
+        file_id = http.post(
+            "/files", data={"purpose": "fine-tune"}, files={"file": ("t.jsonl", jsonl())}
+        ).json()["id"]
         body = {"model": BASE, "training_file": file_id}
         idem = {"Idempotency-Key": uuid.uuid4().hex}
         first = http.post("/fine_tuning/jobs", json=body, headers=idem).json()
@@ -139,8 +166,9 @@ def test_events_newest_first_with_pagination(api, client: openai.OpenAI, train_i
     job = client.fine_tuning.jobs.create(model=BASE, training_file=train_id)
     with session_scope(api.settings.database_url) as s:
         for step in range(1, 6):
-            repository.add_event(s, job.id, f"Step {step}/5", type="metrics",
-                                 data={"step": step, "train_loss": 1.0 / step})
+            repository.add_event(
+                s, job.id, f"Step {step}/5", type="metrics", data={"step": step, "train_loss": 1.0 / step}
+            )
     events = client.fine_tuning.jobs.list_events(job.id, limit=3)
     assert [e.message for e in events.data] == ["Step 5/5", "Step 4/5", "Step 3/5"] and events.has_more
     assert events.data[0].type == "metrics" and events.data[0].data == {"step": 5, "train_loss": 0.2}
@@ -152,9 +180,17 @@ def test_checkpoints_list(api, client: openai.OpenAI, train_id: str) -> None:
     job = client.fine_tuning.jobs.create(model=BASE, training_file=train_id, suffix="s")
     with session_scope(api.settings.database_url) as s:
         for step in (10, 20):
-            s.add(CheckpointRow(id=new_id("ftckpt_"), job_id=job.id, step_number=step, created_at=now(),
-                                fine_tuned_model_checkpoint=f"ft:{BASE}:org:s:{job.id}:ckpt-step-{step}",
-                                metrics={"train_loss": 0.5}, object_prefix=f"jobs/{job.id}/checkpoints/step-{step}/"))
+            s.add(
+                CheckpointRow(
+                    id=new_id("ftckpt_"),
+                    job_id=job.id,
+                    step_number=step,
+                    created_at=now(),
+                    fine_tuned_model_checkpoint=f"ft:{BASE}:org:s:{job.id}:ckpt-step-{step}",
+                    metrics={"train_loss": 0.5},
+                    object_prefix=f"jobs/{job.id}/checkpoints/step-{step}/",
+                )
+            )
     page = client.fine_tuning.jobs.checkpoints.list(job.id, limit=1)
     (ckpt,) = page.data
     assert ckpt.step_number == 20 and ckpt.id.startswith("ftckpt_") and page.has_more
@@ -166,8 +202,30 @@ def test_checkpoints_list(api, client: openai.OpenAI, train_id: str) -> None:
 def test_admin_lists_jobs_of_all_orgs(api, client: openai.OpenAI, train_id: str) -> None:
     job = client.fine_tuning.jobs.create(model=BASE, training_file=train_id)
     admin = api.new_key(admin=True)
-    r = httpx.get(f"{api.v1}/admin/fine_tuning/jobs", params={"limit": 100},
-                  headers={"Authorization": f"Bearer {admin}"})
+    r = httpx.get(
+        f"{api.v1}/admin/fine_tuning/jobs",
+        params={"limit": 100},
+        headers={"Authorization": f"Bearer {admin}"},
+    )
     assert job.id in [j["id"] for j in r.json()["data"]]
     r = httpx.get(f"{api.v1}/admin/fine_tuning/jobs", headers={"Authorization": f"Bearer {client.api_key}"})
     assert r.status_code == 403 and r.json()["error"]["type"] == "permission_error"
+
+
+def test_events_stream_as_server_sent_events(api, client: openai.OpenAI, train_id: str) -> None:
+    job = client.fine_tuning.jobs.create(model=BASE, training_file=train_id)
+    client.fine_tuning.jobs.cancel(job.id)
+    with httpx.stream(
+        "GET",
+        f"{api.v1}/fine_tuning/jobs/{job.id}/events",
+        params={"stream": "true"},
+        headers={"Authorization": f"Bearer {client.api_key}"},
+        timeout=10,
+    ) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        data = [line.removeprefix("data: ") for line in r.iter_lines() if line.startswith("data: ")]
+    assert data[-1] == "[DONE]"
+    import json
+
+    messages = [json.loads(d)["message"] for d in data[:-1]]
+    assert messages[0].startswith("Created fine-tuning job") and messages[-1] == "Fine-tuning job cancelled"

@@ -17,8 +17,16 @@ def _fine_tuned(api, client: openai.OpenAI, name: str) -> str:
     job = client.fine_tuning.jobs.create(model="tiny-aligned", training_file=upload(client).id)
     with session_scope(api.settings.database_url) as s:
         row = s.query(JobRow).filter_by(id=job.id).one()
-        s.add(FineTunedModelRow(id=name, org_id=row.org_id, job_id=job.id, base_model="tiny-aligned",
-                                adapter_prefix=f"jobs/{job.id}/adapter/", created_at=now()))
+        s.add(
+            FineTunedModelRow(
+                id=name,
+                org_id=row.org_id,
+                job_id=job.id,
+                base_model="tiny-aligned",
+                adapter_prefix=f"jobs/{job.id}/adapter/",
+                created_at=now(),
+            )
+        )
     return name
 
 

@@ -1,0 +1,84 @@
+"""`ftaas up` as a new user runs it: real SmolLM2, no Redis/PostgreSQL, driven by the openai SDK."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests import servers
+from tests.live import wait_for
+
+
+@pytest.mark.slow
+def test_embedded_up_trains_a_job_on_smollm2(tmp_path: Path) -> None:
+    port = servers.free_port()
+    env = {**os.environ, "FTAAS_HOME": str(tmp_path / ".ftaas")}
+    log = (tmp_path / "up.log").open("wb")
+    up = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "up", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        key_file = tmp_path / ".ftaas" / "demo-api-key"
+        wait_for(key_file.exists, 300, "the demo key")
+        client = openai.OpenAI(
+            base_url=f"http://127.0.0.1:{port}/v1", api_key=key_file.read_text().strip(), max_retries=5
+        )
+        wait_for(lambda: b" ready." in (tmp_path / "up.log").read_bytes(), 180, "the worker")
+        assert [m.id for m in client.models.list()] == ["smollm2-135m-instruct"]
+        rows = [
+            {
+                "messages": [
+                    {"role": "user", "content": f"What is {i} + {i}?"},
+                    {"role": "assistant", "content": f"{i} + {i} = {2 * i}."},
+                ]
+            }
+            for i in range(12)
+        ]
+        f = client.files.create(
+            file=("t.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode()), purpose="fine-tune"
+        )
+        job = client.fine_tuning.jobs.create(
+            model="smollm2-135m-instruct",
+            training_file=f.id,
+            method={
+                "type": "supervised",
+                "supervised": {"hyperparameters": {"n_epochs": 1, "batch_size": 4}},
+            },
+        )
+        created = time.monotonic()
+        wait_for(
+            lambda: client.fine_tuning.jobs.retrieve(job.id).status != "validating_files", 30, "validation"
+        )
+        job = wait_for(
+            lambda: (
+                (j := client.fine_tuning.jobs.retrieve(job.id)).status in ("succeeded", "failed", "cancelled")
+                and j
+            ),
+            600,
+            "the job",
+        )
+        assert job.status == "succeeded", (job.error, (tmp_path / "up.log").read_text()[-3000:])
+        assert time.monotonic() - created < 600
+        assert job.fine_tuned_model in [m.id for m in client.models.list()]
+        assert [
+            e.data["step"] for e in client.fine_tuning.jobs.list_events(job.id) if e.type == "metrics"
+        ] == [3]
+    finally:
+        os.killpg(up.pid, signal.SIGTERM)
+        try:
+            up.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(up.pid, signal.SIGKILL)
