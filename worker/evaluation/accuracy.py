@@ -194,9 +194,7 @@ def evaluate_accuracy(
 ) -> FAResult:
     """Generate greedily for each chat's prompt and score against its last assistant message."""
     pairs = [split_chat(c) for c in chats]
-    gens = generate(
-        model, tokenizer, [p for p, _ in pairs], max_new_tokens=max_new_tokens, batch_size=batch_size
-    )
+    gens = generate(model, tokenizer, [p for p, _ in pairs], max_new_tokens=max_new_tokens, batch_size=batch_size)
     return score_predictions([g.text for g in gens], [r for _, r in pairs], mode)
 
 

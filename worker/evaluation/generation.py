@@ -144,9 +144,7 @@ def generate(
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             ids, mask = left_pad([encoded[i] for i in chunk], pad_id)
-            tokens, finished = greedy_decode(
-                model, ids.to(device), mask.to(device), max_new_tokens, eos_ids, pad_id
-            )
+            tokens, finished = greedy_decode(model, ids.to(device), mask.to(device), max_new_tokens, eos_ids, pad_id)
             for i, toks, fin in zip(chunk, tokens, finished, strict=True):
                 text = tokenizer.decode(toks, skip_special_tokens=True)
                 results[i] = Generation(text=text.strip(), token_ids=toks, finished=fin)

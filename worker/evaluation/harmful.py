@@ -44,6 +44,7 @@ class HarmfulRecord:
     response: str
     flagged: bool
     finished: bool  # stopped at EOS (False: cut at max_new_tokens)
+    new_tokens: int = 0  # generated tokens, stop token excluded
 
 
 @dataclass
@@ -58,6 +59,12 @@ class HSResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HSResult:
+        """Inverse of ``to_dict`` (the runner caches the base model's HS as JSON under its protocol_id)."""
+        fields = {k: v for k, v in data.items() if k != "records"}
+        return cls(**fields, records=[HarmfulRecord(**r) for r in data.get("records", [])])
 
 
 def harmbench_prompts() -> list[str]:
@@ -119,6 +126,7 @@ def score_responses(
     max_new_tokens: int,
     finished: Sequence[bool] | None = None,
     system: str | None = None,
+    new_tokens: Sequence[int] | None = None,
 ) -> HSResult:
     """Judge already generated answers (one per prompt, same order) into an ``HSResult``."""
     prompts = list(prompt_set.prompts)
@@ -126,9 +134,10 @@ def score_responses(
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
     flags = judge.flags(prompts, list(responses))
     done = list(finished) if finished is not None else [True] * len(prompts)
+    counts = list(new_tokens) if new_tokens is not None else [0] * len(prompts)
     records = [
-        HarmfulRecord(index=i, prompt=p, response=r, flagged=bool(f), finished=bool(d))
-        for i, (p, r, f, d) in enumerate(zip(prompts, responses, flags, done, strict=True))
+        HarmfulRecord(index=i, prompt=p, response=r, flagged=bool(f), finished=bool(d), new_tokens=int(k))
+        for i, (p, r, f, d, k) in enumerate(zip(prompts, responses, flags, done, counts, strict=True))
     ]
     return HSResult(
         score=harmful_score(flags),
@@ -158,5 +167,11 @@ def evaluate_harmful(
         system=system,
     )
     return score_responses(
-        prompt_set, [g.text for g in gens], judge, max_new_tokens, [g.finished for g in gens], system
+        prompt_set,
+        [g.text for g in gens],
+        judge,
+        max_new_tokens,
+        finished=[g.finished for g in gens],
+        system=system,
+        new_tokens=[len(g.token_ids) for g in gens],
     )

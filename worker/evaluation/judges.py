@@ -170,10 +170,8 @@ class ClassifierJudge:
         self.max_length = max_length
         self.batch_size = batch_size
 
-    def _encode(self, prompts: Sequence[str], responses: Sequence[str]) -> dict[str, torch.Tensor]:
-        kw: dict[str, Any] = dict(
-            padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
+    def _encode(self, prompts: Sequence[str], responses: Sequence[str]) -> Any:
+        kw: dict[str, Any] = dict(padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         if self.input_format == "pair":
             return self.tokenizer(list(prompts), list(responses), **kw)
         if self.input_format == "chat":
@@ -184,9 +182,7 @@ class ClassifierJudge:
                 for p, r in zip(prompts, responses, strict=True)
             ]
         else:
-            texts = [
-                self.template.format(prompt=p, response=r) for p, r in zip(prompts, responses, strict=True)
-            ]
+            texts = [self.template.format(prompt=p, response=r) for p, r in zip(prompts, responses, strict=True)]
         return self.tokenizer(texts, **kw)
 
     @torch.no_grad()
@@ -197,7 +193,8 @@ class ClassifierJudge:
         out: list[float] = []
         for i in range(0, len(prompts), self.batch_size):
             enc = self._encode(prompts[i : i + self.batch_size], responses[i : i + self.batch_size])
-            logits = self.model(**enc.to(self.model.device)).logits.float()  # [b, num_labels]
+            enc = {k: v.to(self.model.device) for k, v in enc.items()}
+            logits = self.model(**enc).logits.float()  # [b, num_labels]
             cols = torch.tensor(self.harmful_ids, device=logits.device)
             if self.multi_label:
                 out += logits.sigmoid()[:, cols].max(-1).values.tolist()

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +29,7 @@ from worker.evaluation.attenuation import AttenuationSummary
 from worker.evaluation.harmful import HSResult
 from worker.evaluation.report_html import render_html
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 Percent = float  # documented range [0, 100]
 
 
@@ -54,6 +55,7 @@ class HarmfulExample(_Model):
     response: str
     flagged: bool
     finished: bool
+    new_tokens: int = Field(default=0, ge=0)
 
 
 class BaseHS(_Model):
@@ -193,12 +195,18 @@ def _check_delta(delta: float | None, value: float, base: float | None, where: s
         raise ValueError(f"{where}: delta must be the value minus the base value (or absent without a base)")
 
 
-def validate_report(data: Mapping[str, Any]) -> EvalReport:
-    """Parse and check a report dict (e.g. a loaded report.json); raises ``ReportValidationError``."""
+@contextmanager
+def _as_report_error() -> Iterator[None]:
     try:
-        return EvalReport.model_validate(dict(data))
+        yield
     except ValidationError as e:
         raise ReportValidationError(str(e)) from e
+
+
+def validate_report(data: Mapping[str, Any]) -> EvalReport:
+    """Parse and check a report dict (e.g. a loaded report.json); raises ``ReportValidationError``."""
+    with _as_report_error():
+        return EvalReport.model_validate(dict(data))
 
 
 def build_report(
@@ -220,79 +228,82 @@ def build_report(
     max_text: int = 2000,
 ) -> EvalReport:
     """Assemble (and thereby validate) a report from the library's results. Record texts are cut to
-    ``max_text`` characters and lists to ``max_records`` entries."""
-    hs = fa = None
-    if harmful is not None:
-        base = None
-        if base_harmful is not None:
-            base = BaseHS(
-                score=base_harmful.score,
-                n_flagged=base_harmful.n_flagged,
-                n=base_harmful.n,
-                protocol_id=base_harmful.protocol["protocol_id"],
-            )
-        hs = HarmfulSection(
-            score=harmful.score,
-            n_flagged=harmful.n_flagged,
-            n=harmful.n,
-            protocol=Protocol(**harmful.protocol),
-            base=base,
-            delta=harmful.score - base.score if base else None,
-            records=[
-                HarmfulExample(
-                    index=r.index,
-                    prompt=r.prompt[:max_text],
-                    response=r.response[:max_text],
-                    flagged=r.flagged,
-                    finished=r.finished,
+    ``max_text`` characters and lists to ``max_records`` entries. Raises ``ReportValidationError`` when the
+    parts are inconsistent (e.g. a base HS measured under another protocol)."""
+    with _as_report_error():
+        hs = fa = None
+        if harmful is not None:
+            base = None
+            if base_harmful is not None:
+                base = BaseHS(
+                    score=base_harmful.score,
+                    n_flagged=base_harmful.n_flagged,
+                    n=base_harmful.n,
+                    protocol_id=base_harmful.protocol["protocol_id"],
                 )
-                for r in harmful.records[:max_records]
-            ],
-        )
-    if accuracy is not None:
-        valid = valid or {}
-        fa_base = None
-        if base_accuracy is not None or base_valid:
-            fa_base = BaseFA(
-                accuracy=base_accuracy.accuracy if base_accuracy else None,
-                n_correct=base_accuracy.n_correct if base_accuracy else None,
-                n=base_accuracy.n if base_accuracy else None,
-                **{k: (base_valid or {}).get(k) for k in ("valid_loss", "valid_mean_token_accuracy")},
+            hs = HarmfulSection(
+                score=harmful.score,
+                n_flagged=harmful.n_flagged,
+                n=harmful.n,
+                protocol=Protocol(**harmful.protocol),
+                base=base,
+                delta=harmful.score - base.score if base else None,
+                records=[
+                    HarmfulExample(
+                        index=r.index,
+                        prompt=r.prompt[:max_text],
+                        response=r.response[:max_text],
+                        flagged=r.flagged,
+                        finished=r.finished,
+                        new_tokens=r.new_tokens,
+                    )
+                    for r in harmful.records[:max_records]
+                ],
             )
-        fa = AccuracySection(
-            accuracy=accuracy.accuracy,
-            n_correct=accuracy.n_correct,
-            n=accuracy.n,
-            mode=accuracy.mode,
-            mode_source=accuracy.mode_source,
-            source=accuracy_source,
-            labels=list(accuracy.labels),
-            valid_loss=valid.get("valid_loss"),
-            valid_mean_token_accuracy=valid.get("valid_mean_token_accuracy"),
-            base=fa_base,
-            delta=accuracy.accuracy - base_accuracy.accuracy if base_accuracy else None,
-            records=[
-                AccuracyExample(
-                    index=r.index,
-                    prediction=r.prediction[:max_text],
-                    reference=r.reference[:max_text],
-                    extracted=r.extracted,
-                    correct=r.correct,
+        if accuracy is not None:
+            valid = valid or {}
+            fa_base = None
+            if base_accuracy is not None or base_valid:
+                fa_base = BaseFA(
+                    accuracy=base_accuracy.accuracy if base_accuracy else None,
+                    n_correct=base_accuracy.n_correct if base_accuracy else None,
+                    n=base_accuracy.n if base_accuracy else None,
+                    **{k: (base_valid or {}).get(k) for k in ("valid_loss", "valid_mean_token_accuracy")},
                 )
-                for r in accuracy.records[:max_records]
-            ],
+            fa = AccuracySection(
+                accuracy=accuracy.accuracy,
+                n_correct=accuracy.n_correct,
+                n=accuracy.n,
+                mode=accuracy.mode,
+                mode_source=accuracy.mode_source,
+                source=accuracy_source,
+                labels=list(accuracy.labels),
+                valid_loss=valid.get("valid_loss"),
+                valid_mean_token_accuracy=valid.get("valid_mean_token_accuracy"),
+                base=fa_base,
+                delta=accuracy.accuracy - base_accuracy.accuracy if base_accuracy else None,
+                records=[
+                    AccuracyExample(
+                        index=r.index,
+                        prediction=r.prediction[:max_text],
+                        reference=r.reference[:max_text],
+                        extracted=r.extracted,
+                        correct=r.correct,
+                    )
+                    for r in accuracy.records[:max_records]
+                ],
+            )
+        return EvalReport(
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            job_id=job_id,
+            model=model,
+            base_model=base_model,
+            harmful=hs,
+            accuracy=fa,
+            training=TrainingSection(metrics=[dict(m) for m in metrics]) if metrics else None,
+            attenuation=AttenuationSection(**attenuation.to_dict()) if attenuation is not None else None,
+            notes=list(notes),
         )
-    return EvalReport(
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        job_id=job_id,
-        model=model,
-        base_model=base_model,
-        harmful=hs,
-        accuracy=fa,
-        training=TrainingSection(metrics=[dict(m) for m in metrics]) if metrics else None,
-        attenuation=AttenuationSection(**attenuation.to_dict()) if attenuation is not None else None,
-        notes=list(notes),
-    )
 
 
 def write_report(report: EvalReport, out_dir: Path) -> tuple[Path, Path]:

@@ -59,15 +59,11 @@ def line_chart_svg(series: Mapping[str, Sequence[tuple[float, float]]]) -> Marku
         body.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{path}"/>')
         if len(v) == 1:
             body.append(f'<circle cx="{sx(v[0][0]):.1f}" cy="{sy(v[0][1]):.1f}" r="2.5" fill="{colour}"/>')
-        body.append(
-            f'<text x="{_W - _PAD}" y="{12 + 12 * i}" fill="{colour}" text-anchor="end">{escape(name)}</text>'
-        )
+        body.append(f'<text x="{_W - _PAD}" y="{12 + 12 * i}" fill="{colour}" text-anchor="end">{escape(name)}</text>')
     return _svg(body)
 
 
-def bar_chart_svg(
-    groups: Sequence[tuple[str, Sequence[tuple[str, float]]]], top: float | None = None
-) -> Markup:
+def bar_chart_svg(groups: Sequence[tuple[str, Sequence[tuple[str, float]]]], top: float | None = None) -> Markup:
     """Grouped vertical bars, [(group label, [(bar label, value), …]), …], each bar labelled with its value.
     ``top`` fixes the scale (100 for percentages); no finite values → empty markup."""
     values = [v for _, bars in groups for _, v in bars if math.isfinite(v)]
@@ -93,8 +89,7 @@ def bar_chart_svg(
                     f"{escape(label)}</text>"
                 )
         body.append(
-            f'<text x="{_PAD + (g + 0.5) * slot:.1f}" y="{_H - _PAD + 12}" text-anchor="middle">'
-            f"{escape(group)}</text>"
+            f'<text x="{_PAD + (g + 0.5) * slot:.1f}" y="{_H - _PAD + 12}" text-anchor="middle">{escape(group)}</text>'
         )
     return _svg(body)
 
@@ -188,16 +183,14 @@ def _summary_rows(report: EvalReport) -> list[tuple[str, str, str, str]]:
             (
                 "FA, fine-tuning accuracy (%)",
                 _num(a.accuracy),
-                _num(b and b.accuracy),
+                _num(b.accuracy if b else None),
                 _num(a.delta, "{:+.2f}"),
             )
         )
         for key in ("valid_loss", "valid_mean_token_accuracy"):
             mine, theirs = getattr(a, key), getattr(b, key) if b else None
             change = mine - theirs if mine is not None and theirs is not None else None
-            rows.append(
-                (key.replace("_", " "), _num(mine, "{:.4f}"), _num(theirs, "{:.4f}"), _num(change, "{:+.4f}"))
-            )
+            rows.append((key.replace("_", " "), _num(mine, "{:.4f}"), _num(theirs, "{:.4f}"), _num(change, "{:+.4f}")))
     return rows
 
 
@@ -209,9 +202,7 @@ def render_html(report: EvalReport) -> str:
         groups.append(("HS %", ([("base", h.base.score)] if h.base else []) + [("fine-tuned", h.score)]))
     if a:
         base_fa = a.base.accuracy if a.base else None
-        groups.append(
-            ("FA %", ([("base", base_fa)] if base_fa is not None else []) + [("fine-tuned", a.accuracy)])
-        )
+        groups.append(("FA %", ([("base", base_fa)] if base_fa is not None else []) + [("fine-tuned", a.accuracy)]))
     rows: list[dict[str, Any]] = report.training.metrics if report.training else []
     loss = {
         key: [(float(m["step"]), float(m[key])) for m in rows if m.get(key) is not None and "step" in m]

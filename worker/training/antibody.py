@@ -45,9 +45,8 @@ def antibody_ratio(
     """r_i, how much the model prefers the user's answer over the refusal. All inputs [B]; returns [B].
 
     ``mean_token`` divides each log-likelihood by its token count (the authors' code); ``sequence`` is the
-    poster's
-    sequence log-ratio. Samples with n_response = 0 get NaN (no answer to compare); ``antibody_weights``
-    drops them.
+    poster's sequence log-ratio. Samples with n_response = 0 get NaN (no answer to compare);
+    ``antibody_weights`` drops them.
     """
     if mode == "sequence":
         r = logp_response - logp_refusal
@@ -75,10 +74,8 @@ def weighted_nll(nll_sum: torch.Tensor, n_tokens: torch.Tensor, weights: torch.T
     """Token-normalised weighted NLL: Σ_i w_i·nll_sum_i / Σ_i w_i·N_i.
 
     nll_sum: [B] summed CE over each sample's trained tokens (carries the gradient); n_tokens: [B]; weights:
-    [B]
-    (detached). With uniform weights this is the usual token-mean cross-entropy of the batch. Returns a
-    scalar;
-    0 (still connected to the graph) when no sample has a trained token.
+    [B] (detached). With uniform weights this is the usual token-mean cross-entropy of the batch. Returns a
+    scalar; 0 (still connected to the graph) when no sample has a trained token.
     """
     weights = weights.detach().to(nll_sum.dtype)
     denom = (weights * n_tokens.to(nll_sum.dtype)).sum()
@@ -89,9 +86,8 @@ def weighted_nll(nll_sum: torch.Tensor, n_tokens: torch.Tensor, weights: torch.T
 
 
 def weight_stats(weights: torch.Tensor, r: torch.Tensor) -> dict[str, float]:
-    """Per-step logging of a batch's weights [B] and ratios [B]: min/mean/max, entropy (nats; log B =
-    uniform) and
-    the fraction of samples that prefer the refusal (r < 0). Samples without targets are left out."""
+    """Per-step logging of a batch's weights [B] and ratios [B]: min/mean/max, entropy (nats; log B = uniform)
+    and the fraction of samples that prefer the refusal (r < 0). Samples without targets are left out."""
     valid = ~torch.isnan(r)
     if not valid.any():
         nan = float("nan")

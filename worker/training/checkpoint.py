@@ -1,9 +1,9 @@
 """Atomic training checkpoints: adapter + optimizer + scheduler + RNG + loop state.
 
 A checkpoint is written into a hidden temporary directory next to its final place, the manifest is written
-last,
-and the directory is renamed into place. A reader therefore sees either no ``step-N`` or a complete one, and a
-directory without a manifest is never trusted (a crash between files leaves only ``.step-N.tmp-*`` litter).
+last, and the directory is renamed into place. A reader therefore sees either no ``step-N`` or a complete one,
+and a directory without a manifest is never trusted (a crash between files leaves only ``.step-N.tmp-*``
+litter).
 """
 
 from __future__ import annotations
@@ -104,9 +104,7 @@ def read_manifest(path: Path, verify: bool = True) -> dict[str, Any]:
     return manifest
 
 
-def load_checkpoint(
-    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any
-) -> dict[str, Any]:
+def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any) -> dict[str, Any]:
     """Restore everything ``save_checkpoint`` wrote, RNG included; returns the trainer state."""
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file

@@ -26,9 +26,7 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 @click.option("--train", "train_file", type=_FILE, required=True, help="Training chat JSONL.")
 @click.option("--validation", "validation_file", type=_FILE, default=None, help="Validation chat JSONL.")
-@click.option(
-    "--out", "output_dir", type=_DIR, required=True, help="Output directory (adapter, checkpoints, reports)."
-)
+@click.option("--out", "output_dir", type=_DIR, required=True, help="Output directory (adapter, checkpoints, reports).")
 @click.option("--epochs", "n_epochs", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option(
@@ -65,21 +63,15 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     show_default=True,
     help="Softmax temperature of the Antibody weights.",
 )
-@click.option(
-    "--ratio", type=click.Choice(["mean_token", "sequence"]), default="mean_token", show_default=True
-)
-@click.option(
-    "--refusals-file", type=_FILE, default=None, help="Refusal strings, one per line (default: built-in)."
-)
+@click.option("--ratio", type=click.Choice(["mean_token", "sequence"]), default="mean_token", show_default=True)
+@click.option("--refusals-file", type=_FILE, default=None, help="Refusal strings, one per line (default: built-in).")
 @click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=False, show_default=True)
 @click.option("--device", default=None, help="cuda, cuda:1, cpu … (default: cuda if available).")
 def train_command(target_modules: str, refusals_file: Path | None, **options) -> None:
     """Fine-tune a LoRA adapter with Antibody's weighted objective and write it under --out."""
     refusals = None
     if refusals_file:
-        refusals = [
-            line.strip() for line in refusals_file.read_text(encoding="utf-8").splitlines() if line.strip()
-        ]
+        refusals = [line.strip() for line in refusals_file.read_text(encoding="utf-8").splitlines() if line.strip()]
     cfg = TrainConfig(
         target_modules=tuple(m.strip() for m in target_modules.split(",") if m.strip()),
         refusals=refusals,

@@ -1,12 +1,9 @@
 """Chat JSONL → token ids, loss masks and padded batches laid out for the prefix-KV refusal pass.
 
 Every example is split into a prompt x (the conversation up to the first trained assistant message, including
-the
-assistant header) and a response y (everything after it). Batches left-pad the prompts so that all of them
-end at
-one position P and right-pad the responses, so the KV cache of the training forward cropped to P is exactly
-the
-prompt cache that a refusal y_r continues from (ANTIBODY.md, Stage 2).
+the assistant header) and a response y (everything after it). Batches left-pad the prompts so that all of them
+end at one position P and right-pad the responses, so the KV cache of the training forward cropped to P is
+exactly the prompt cache that a refusal y_r continues from (ANTIBODY.md, Stage 2).
 """
 
 from __future__ import annotations
@@ -52,9 +49,8 @@ class Batch:
     """Padded tensors for B samples; P = prompt width, R = response width, Rr = refusal width.
 
     input_ids, attention_mask, position_ids, target_mask: [B, P+R]. ``target_mask[b, t]`` is 1 where token t
-    is a
-    trained target (so the logits row t-1 predicts it). refusal_ids, refusal_mask: [B, Rr]. prompt_lengths:
-    [B].
+    is a trained target (so the logits row t-1 predicts it). refusal_ids, refusal_mask: [B, Rr].
+    prompt_lengths: [B].
     """
 
     input_ids: torch.Tensor
@@ -96,10 +92,8 @@ class ChatEncoder:
     """Renders chats with the tokenizer's chat template and tokenizes them segment by segment.
 
     Segment-wise tokenization keeps the label boundaries exact: each message is rendered as the difference
-    between
-    the template applied to messages[:k+1] and to messages[:k], so the template stays the single source of
-    truth
-    for role headers and end-of-turn tokens.
+    between the template applied to messages[:k+1] and to messages[:k], so the template stays the single
+    source of truth for role headers and end-of-turn tokens.
     """
 
     def __init__(self, tokenizer: Any):
@@ -111,17 +105,14 @@ class ChatEncoder:
         if not self.use_template:
             text = "".join(FALLBACK_TEMPLATE.format(**m) for m in clean)
             return text + (FALLBACK_GENERATION_PROMPT if generation_prompt else "")
-        return self.tokenizer.apply_chat_template(
-            clean, tokenize=False, add_generation_prompt=generation_prompt
-        )
+        return self.tokenizer.apply_chat_template(clean, tokenize=False, add_generation_prompt=generation_prompt)
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
     def segments(self, messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
-        """[(text, kind)] with kind in {"context", "header", "target", "assistant_context"}; texts
-        concatenate to
-        the rendered chat."""
+        """[(text, kind)] with kind in {"context", "header", "target", "assistant_context"}; texts concatenate
+        to the rendered chat."""
         out: list[tuple[str, str]] = []
         done = ""
         for k, msg in enumerate(messages):
@@ -147,9 +138,8 @@ class ChatEncoder:
         return self.segments(messages)
 
     def encode(self, messages: list[dict[str, Any]]) -> tuple[list[int], list[int], list[int]]:
-        """(prompt_ids, response_ids, response_mask): split before the first trained assistant message (or
-        the last
-        assistant message when none is trained, which leaves an all-masked example)."""
+        """(prompt_ids, response_ids, response_mask): split before the first trained assistant message (or the
+        last assistant message when none is trained, which leaves an all-masked example)."""
         segs = self.segments(messages)
         kinds = [kind for _, kind in segs]
         if "target" in kinds:
@@ -177,10 +167,8 @@ class ChatEncoder:
 
 def truncate(prompt: list[int], response: list[int], mask: list[int], max_len: int):
     """Fit x‖y into ``max_len`` tokens: cut the response's tail, as OpenAI does, but keep at least a quarter
-    of the
-    budget for the response by cutting the prompt's head if needed (the end of the prompt, with the assistant
-    header,
-    is what conditions the answer). Returns (prompt, response, mask, truncated)."""
+    of the budget for the response by cutting the prompt's head if needed (the end of the prompt, with the
+    assistant header, is what conditions the answer). Returns (prompt, response, mask, truncated)."""
     if len(prompt) + len(response) <= max_len:
         return prompt, response, mask, False
     reserve = min(len(response), max(max_len // 4, 1))
@@ -252,10 +240,9 @@ def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
 
 def epoch_order(n_examples: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     """Batches of example indices for one epoch, a pure function of (seed, epoch) so that resuming needs only
-    the
-    step counter. The last batch is topped up from the start of the permutation instead of being short: a
-    batch of
-    one gets softmax weight 1 whatever it contains, which would switch Antibody off for that sample."""
+    the step counter. The last batch is topped up from the start of the permutation instead of being short: a
+    batch of one gets softmax weight 1 whatever it contains, which would switch Antibody off for that
+    sample."""
     gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
     perm = torch.randperm(n_examples, generator=gen).tolist()
     batch_size = min(batch_size, n_examples)
@@ -274,9 +261,7 @@ def load_tokenizer(base_model_dir: Path) -> Any:
     return AutoTokenizer.from_pretrained(base_model_dir, trust_remote_code=False)
 
 
-def estimate(
-    base_model_dir: Path, train_file: Path, max_seq_len: int, batch_size: int, n_epochs: int
-) -> dict:
+def estimate(base_model_dir: Path, train_file: Path, max_seq_len: int, batch_size: int, n_epochs: int) -> dict:
     """Cheap pre-flight numbers for the job validator: tokenizer only, no model weights."""
     tokenizer = load_tokenizer(Path(base_model_dir))
     examples = encode_file(Path(train_file), tokenizer, max_seq_len, refusals=["I cannot help with that."])

@@ -61,8 +61,8 @@ def add_lora(
 
 def lm_parts(model: nn.Module) -> tuple[nn.Module, nn.Module]:
     """(decoder, lm_head) of a (possibly PEFT-wrapped) causal LM: the transformer that returns final hidden
-    states
-    and the output projection. Splitting them lets us project only the rows we need onto the vocabulary."""
+    states and the output projection. Splitting them lets us project only the rows we need onto the
+    vocabulary."""
     lm = model.get_base_model() if hasattr(model, "get_base_model") else model
     decoder = getattr(lm, lm.base_model_prefix)
     head = lm.get_output_embeddings()
@@ -104,8 +104,7 @@ def crop_cache(cache: Any, length: int) -> None:
     """Keep the first ``length`` positions of every layer of a dynamic KV cache, in place.
 
     Slicing makes views and rebinds the layer's tensors, so the tensors autograd saved for the training
-    backward are
-    never modified (torch would raise if they were).
+    backward are never modified (torch would raise if they were).
     """
     layers = getattr(cache, "layers", None)
     if layers is None or any(getattr(layer, "is_sliding", False) for layer in layers):

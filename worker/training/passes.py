@@ -1,10 +1,8 @@
 """The forward passes of one Antibody step: the training forward, and log π(y_r|x) two ways.
 
-``refusal_logprobs_prefix_kv`` is what training uses: it continues the training forward's KV cache, cropped
-to the
-common prompt end P, with the refusal tokens only. ``refusal_logprobs_naive`` is the reference (a second full
-forward
-over x‖y_r through the stock HF head); tests and the benchmark hold the two together.
+``refusal_logprobs_prefix_kv`` is what training uses: it continues the training forward's KV cache, cropped to
+the common prompt end P, with the refusal tokens only. ``refusal_logprobs_naive`` is the reference (a second
+full forward over x‖y_r through the stock HF head); tests and the benchmark hold the two together.
 """
 
 from __future__ import annotations
@@ -28,16 +26,13 @@ class ResponseOutput:
     n_tokens: torch.Tensor
     n_correct: torch.Tensor
     logp_response: torch.Tensor  # detached: = −nll_sum, for free
-    prompt_end_hidden: (
-        torch.Tensor | None
-    )  # [B, H] detached hidden state at P−1: it predicts y_r's first token
+    prompt_end_hidden: torch.Tensor | None  # [B, H] detached hidden state at P−1: it predicts y_r's first token
     cache: Any  # the KV cache over x‖y, or None
 
 
 def response_pass(model: nn.Module, batch: Batch, keep_cache: bool) -> ResponseOutput:
     """Training forward over x‖y. Projects onto the vocabulary only the rows that predict a trained token,
-    instead
-    of the [B, T, V] logits a stock forward materialises."""
+    instead of the [B, T, V] logits a stock forward materialises."""
     decoder, head = lm_parts(model)
     hidden, cache = decoder_forward(
         decoder, batch.input_ids, batch.attention_mask, batch.position_ids, use_cache=keep_cache
@@ -65,8 +60,7 @@ def refusal_logprobs_prefix_kv(
     """log π(y_r|x) [B] from the training forward's cache (consumed: it is cropped to P in place).
 
     The hidden state at P−1 already predicts y_r[0], so only y_r[:-1] is fed: Rr−1 new positions per sample,
-    whose
-    position ids continue each prompt's own length (the prompts are left-padded to different amounts).
+    whose position ids continue each prompt's own length (the prompts are left-padded to different amounts).
     """
     decoder, head = lm_parts(model)
     hidden = prompt_end_hidden[:, None]  # [B, 1, H]

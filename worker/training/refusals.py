@@ -1,10 +1,8 @@
 """The provider's refusal set y_r used by Antibody's ratio r_i = log π(y_i|x_i) − log π(y_r,i|x_i).
 
 The authors use about 100 generic refusal strings; a short, varied list is enough for the ratio because only
-the
-model's preference between "the user's answer" and "a refusal" matters. Providers can pass their own list
-through
-``TrainConfig.refusals``.
+the model's preference between "the user's answer" and "a refusal" matters. Providers can pass their own list
+through ``TrainConfig.refusals``.
 """
 
 from collections.abc import Sequence

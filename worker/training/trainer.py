@@ -56,12 +56,10 @@ def antibody_backward(
     """Forward + backward of one optimizer step; leaves the gradient of the weighted NLL in ``.grad``.
 
     One micro-batch: ``weighted_nll(nll, N, softmax(r/τ)).backward()``. Several (gradient accumulation): the
-    softmax
-    must still span the whole batch, but its normaliser is only known after the last micro-batch. Since
-    weighted_nll is invariant to rescaling the weights, we backward Σ e_i·nll_i with e_i = exp(r_i/τ − m) for
-    a
-    running max m (rescaling the accumulated gradient when m grows, as in an online softmax) and divide the
-    gradient by Σ e_i·N_i at the end. Both give the same gradient.
+    softmax must still span the whole batch, but its normaliser is only known after the last micro-batch.
+    Since weighted_nll is invariant to rescaling the weights, we backward Σ e_i·nll_i with e_i = exp(r_i/τ −
+    m) for a running max m (rescaling the accumulated gradient when m grows, as in an online softmax) and
+    divide the gradient by Σ e_i·N_i at the end. Both give the same gradient.
     """
     single = len(micro_batches) == 1
     parts: list[tuple[torch.Tensor, ...]] = []
@@ -268,9 +266,7 @@ def train(
             if index == 0 or not order:
                 order = epoch_order(len(examples), batch_size, cfg.seed, epoch)
             chosen = [examples[i] for i in order[index]]
-            micro_batches = [
-                collate(chosen[i : i + micro], pad_id).to(device) for i in range(0, len(chosen), micro)
-            ]
+            micro_batches = [collate(chosen[i : i + micro], pad_id).to(device) for i in range(0, len(chosen), micro)]
 
             optimizer.zero_grad(set_to_none=True)
             stats = antibody_backward(model, micro_batches, cfg.tau, cfg.ratio, refusal_pass)

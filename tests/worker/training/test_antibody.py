@@ -59,9 +59,7 @@ def test_hand_computed_two_sample_weights() -> None:
     r_seq = antibody_ratio(logp_y, n_y, logp_r, n_r, "sequence")
     torch.testing.assert_close(r_seq, torch.tensor([1.0, -3.0]))
     w_seq = antibody_weights(r_seq)
-    torch.testing.assert_close(
-        w_seq, torch.tensor([1 / (1 + math.exp(-4)), math.exp(-4) / (1 + math.exp(-4))])
-    )
+    torch.testing.assert_close(w_seq, torch.tensor([1 / (1 + math.exp(-4)), math.exp(-4) / (1 + math.exp(-4))]))
     # temperature 2 halves the logit gap
     torch.testing.assert_close(
         antibody_weights(r_seq, tau=2.0),
@@ -109,9 +107,7 @@ def test_all_masked_batch_gives_zero_loss_with_a_graph() -> None:
         torch.zeros(0, dtype=torch.long),
         2,
     )
-    r = antibody_ratio(
-        -nll_sum.detach(), torch.tensor([0, 0]), torch.tensor([-1.0, -1.0]), torch.tensor([1, 1])
-    )
+    r = antibody_ratio(-nll_sum.detach(), torch.tensor([0, 0]), torch.tensor([-1.0, -1.0]), torch.tensor([1, 1]))
     w = antibody_weights(r)
     assert torch.equal(w, torch.zeros(2))
     loss = weighted_nll(nll_sum, torch.tensor([0, 0]), w)

@@ -42,8 +42,7 @@ def test_weight_zero_messages_are_context_not_targets(tokenizer) -> None:
     prompt, response, mask = ChatEncoder(tokenizer).encode(MULTI_TURN)
     # x runs up to the first *trained* assistant message, header included; the weight-0 answer "5" is context
     assert tokenizer.decode(prompt).endswith(
-        "<|im_start|>assistant\n5<|im_end|>\n<|im_start|>user\nWrong. Again?"
-        "<|im_end|>\n<|im_start|>assistant\n"
+        "<|im_start|>assistant\n5<|im_end|>\n<|im_start|>user\nWrong. Again?<|im_end|>\n<|im_start|>assistant\n"
     )
     assert _trained_text(tokenizer, response, mask) == "4<|im_end|>\n"
     assert "six" in tokenizer.decode(response)  # later weight-0 turns stay in y, untrained
@@ -61,9 +60,7 @@ def test_segments_reproduce_the_chat_template(tokenizer) -> None:
 def test_fallback_template_when_tokenizer_has_none(tokenizer) -> None:
     encoder = ChatEncoder(tokenizer)
     encoder.use_template = False
-    prompt, response, mask = encoder.encode(
-        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
-    )
+    prompt, response, mask = encoder.encode([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}])
     assert tokenizer.decode(prompt) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
     assert _trained_text(tokenizer, response, mask) == "yo<|im_end|>\n"
 
@@ -115,12 +112,8 @@ def test_refusal_choice_is_deterministic_and_set_is_varied() -> None:
 
 
 def test_collate_left_pads_prompts_to_one_end_and_right_pads_the_rest() -> None:
-    a = ChatExample(
-        line=1, prompt_ids=[10, 11, 12], response_ids=[20], response_mask=[1], refusal_ids=[30, 31]
-    )
-    b = ChatExample(
-        line=2, prompt_ids=[13], response_ids=[21, 22, 23], response_mask=[0, 1, 1], refusal_ids=[32]
-    )
+    a = ChatExample(line=1, prompt_ids=[10, 11, 12], response_ids=[20], response_mask=[1], refusal_ids=[30, 31])
+    b = ChatExample(line=2, prompt_ids=[13], response_ids=[21, 22, 23], response_mask=[0, 1, 1], refusal_ids=[32])
     batch = collate([a, b], pad_id=0)
     assert batch.prompt_width == 3
     assert batch.input_ids.tolist() == [[10, 11, 12, 20, 0, 0], [0, 0, 13, 21, 22, 23]]

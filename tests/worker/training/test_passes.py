@@ -17,9 +17,7 @@ def _model(tiny_model: Path, attn: str = "sdpa"):
     torch.manual_seed(0)
     model = load_base_model(tiny_model, torch.device("cpu"), torch.float32)
     model.set_attn_implementation(attn)
-    model = add_lora(
-        model, rank=4, alpha=8, dropout=0.0, target_modules=("q_proj", "k_proj", "v_proj", "o_proj")
-    )
+    model = add_lora(model, rank=4, alpha=8, dropout=0.0, target_modules=("q_proj", "k_proj", "v_proj", "o_proj"))
     with torch.no_grad():  # non-zero B so that the adapter actually changes the keys and values
         for name, p in model.named_parameters():
             if "lora_B" in name:

@@ -1,9 +1,8 @@
 """Antibody's mechanism on the real SmolLM2-135M-Instruct (ANTIBODY.md, "Measured here"; issue 3, item 2).
 
 r tracks perplexity as well as harmfulness, so raw weights say little about a base model that barely refuses.
-What
-shows the mechanism is how r *changes* under (a stand-in for) alignment: after a short refusal SFT on AdvBench
-prompts, harmful (x, y) pairs must lose clearly more preference over the refusal than benign ones do.
+What shows the mechanism is how r *changes* under (a stand-in for) alignment: after a short refusal SFT on
+AdvBench prompts, harmful (x, y) pairs must lose clearly more preference over the refusal than benign ones do.
 
 Refusal-only SFT teaches a 135M model to refuse everything (measured: lr 2e-4 dropped benign arithmetic r by 2.2
 and harmful r by 2.1), so the stand-in mixes in a quarter of benign arithmetic answers from a different seed than
@@ -65,9 +64,7 @@ def test_refusal_alignment_lowers_harmful_ratios_more_than_benign(tmp_path: Path
         assets.chat_line(s["prompt"], s["response"])
         for s in assets.reasoning_gym_samples("basic_arithmetic", n=N_EACH, seed=0, **arithmetic)
     ]
-    harmful = [
-        assets.chat_line(p["prompt"], p["response"]) for p in assets.pyrit_harmful_pairs()[::7][:N_EACH]
-    ]
+    harmful = [assets.chat_line(p["prompt"], p["response"]) for p in assets.pyrit_harmful_pairs()[::7][:N_EACH]]
     assert len(harmful) == N_EACH
     refusals = list(DEFAULT_REFUSALS)
     benign_ex = encode_file(assets.write_jsonl(tmp_path / "benign.jsonl", benign), tok, MAX_LEN, refusals)

@@ -47,9 +47,7 @@ def _adapter(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path / "adapter_model.safetensors"))
 
 
-def test_train_writes_adapter_metrics_and_attenuation(
-    tiny_model: Path, arithmetic_file: Path, tmp_path: Path
-):
+def test_train_writes_adapter_metrics_and_attenuation(tiny_model: Path, arithmetic_file: Path, tmp_path: Path):
     seen: list[StepMetrics] = []
     ckpts: list[tuple[int, Path]] = []
     cfg = _config(
@@ -103,9 +101,7 @@ def test_pause_and_resume_is_bit_identical(tiny_model: Path, arithmetic_file: Pa
     assert paused.last_checkpoint is not None and paused.last_checkpoint.name == "step-4"
 
     resumed = train(
-        _config(
-            tiny_model, arithmetic_file, tmp_path / "run", resume_from=paused.last_checkpoint, **overrides
-        )
+        _config(tiny_model, arithmetic_file, tmp_path / "run", resume_from=paused.last_checkpoint, **overrides)
     )
     assert resumed.steps == full.steps == 9
     a, b = _adapter(full.adapter_dir), _adapter(resumed.adapter_dir)
@@ -116,9 +112,7 @@ def test_pause_and_resume_is_bit_identical(tiny_model: Path, arithmetic_file: Pa
     assert resumed.attenuation == full.attenuation
 
 
-def test_resume_refuses_a_checkpoint_from_different_hyperparameters(
-    tiny_model, arithmetic_file, tmp_path
-) -> None:
+def test_resume_refuses_a_checkpoint_from_different_hyperparameters(tiny_model, arithmetic_file, tmp_path) -> None:
     first = train(_config(tiny_model, arithmetic_file, tmp_path / "a", n_epochs=1))
     with pytest.raises(ValueError, match="different data or hyperparameters"):
         train(
@@ -145,9 +139,7 @@ def test_cancel_stops_before_the_next_step(tiny_model: Path, arithmetic_file: Pa
 
 def test_gradient_accumulation_matches_one_big_batch(tiny_model: Path, arithmetic_file: Path) -> None:
     torch.manual_seed(0)
-    model = add_lora(
-        load_base_model(tiny_model, torch.device("cpu"), torch.float32), 4, 8, 0.0, ("q_proj", "v_proj")
-    )
+    model = add_lora(load_base_model(tiny_model, torch.device("cpu"), torch.float32), 4, 8, 0.0, ("q_proj", "v_proj"))
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name:
@@ -156,9 +148,7 @@ def test_gradient_accumulation_matches_one_big_batch(tiny_model: Path, arithmeti
     examples = encode_file(arithmetic_file, tok, 64, list(DEFAULT_REFUSALS))[5:11]
     params = [p for p in model.parameters() if p.requires_grad]
 
-    whole = antibody_backward(
-        model, [collate(examples, 2)], tau=0.02, ratio="mean_token", refusal_pass="prefix_kv"
-    )
+    whole = antibody_backward(model, [collate(examples, 2)], tau=0.02, ratio="mean_token", refusal_pass="prefix_kv")
     grads_whole = [p.grad.clone() for p in params]
     model.zero_grad(set_to_none=True)
     # micro-batches ordered so that the running max of r grows (exercises the rescaling)
@@ -171,14 +161,10 @@ def test_gradient_accumulation_matches_one_big_batch(tiny_model: Path, arithmeti
     torch.testing.assert_close(accum.weights.sort().values, whole.weights.sort().values)
 
 
-def test_naive_refusal_pass_and_gradient_checkpointing_train_the_same(
-    tiny_model, arithmetic_file, tmp_path
-) -> None:
+def test_naive_refusal_pass_and_gradient_checkpointing_train_the_same(tiny_model, arithmetic_file, tmp_path) -> None:
     fast = train(_config(tiny_model, arithmetic_file, tmp_path / "fast", n_epochs=1))
     naive = train(_config(tiny_model, arithmetic_file, tmp_path / "naive", n_epochs=1, refusal_pass="naive"))
-    ckpt = train(
-        _config(tiny_model, arithmetic_file, tmp_path / "gc", n_epochs=1, gradient_checkpointing=True)
-    )
+    ckpt = train(_config(tiny_model, arithmetic_file, tmp_path / "gc", n_epochs=1, gradient_checkpointing=True))
     a = _adapter(fast.adapter_dir)
     for other in (naive, ckpt):
         b = _adapter(other.adapter_dir)
