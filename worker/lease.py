@@ -63,9 +63,7 @@ def claim(settings: Settings, job_id: str, worker_id: str) -> Lease | None:
                     "message": f"The job stopped its worker {row.attempts} times; giving up.",
                 },
             ):
-                jobs.add_event(
-                    session, job_id, "Fine-tuning job failed: too many worker losses", level="error"
-                )
+                jobs.add_event(session, job_id, "Fine-tuning job failed: too many worker losses", level="error")
             return None
         moved = session.execute(
             update(JobRow)
@@ -134,9 +132,7 @@ def sweep(settings: Settings, enqueue: Callable[[str], None]) -> list[str]:
             select(JobRow.id).where(JobRow.status == "running", JobRow.lease_expires_at < time.time())
         ).all()
         for job_id in expired:
-            if jobs.transition(
-                session, job_id, ("running",), "queued", lease_token=None, lease_expires_at=None
-            ):
+            if jobs.transition(session, job_id, ("running",), "queued", lease_token=None, lease_expires_at=None):
                 jobs.add_event(
                     session,
                     job_id,
@@ -147,9 +143,7 @@ def sweep(settings: Settings, enqueue: Callable[[str], None]) -> list[str]:
         stale = session.scalars(
             select(JobRow.id).where(
                 JobRow.status.in_(("queued", "validating_files")),
-                or_(
-                    JobRow.enqueued_at.is_(None), JobRow.enqueued_at < time.time() - settings.requeue_after_s
-                ),
+                or_(JobRow.enqueued_at.is_(None), JobRow.enqueued_at < time.time() - settings.requeue_after_s),
             )
         ).all()
         sent += [j for j in stale if j not in sent]

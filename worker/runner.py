@@ -47,19 +47,13 @@ def _file_key(session: Session, job: JobRow, param: str) -> str:
     return row.object_key
 
 
-def _local_inputs(
-    settings: Settings, store: ObjectStore, job_id: str
-) -> tuple[JobRow, Path, Path, Path | None]:
+def _local_inputs(settings: Settings, store: ObjectStore, job_id: str) -> tuple[JobRow, Path, Path, Path | None]:
     """Download what training needs; returns (job, base model dir, train file, validation file)."""
     with session_scope(settings.database_url) as session:
         job, base = _load(session, job_id)
         if base is None:
-            raise JobFailed(
-                "model_not_available", f"Base model {job.model} is no longer registered.", "model"
-            )
-        keys = {
-            p: _file_key(session, job, p) for p in ("training_file", "validation_file") if getattr(job, p)
-        }
+            raise JobFailed("model_not_available", f"Base model {job.model} is no longer registered.", "model")
+        keys = {p: _file_key(session, job, p) for p in ("training_file", "validation_file") if getattr(job, p)}
     work = artifacts.job_dir(settings, job_id)
     base_dir = artifacts.base_model_dir(settings, store, base)
     train_path = artifacts.fetch_file(store, keys["training_file"], work / "train.jsonl")
@@ -82,12 +76,8 @@ def validate(settings: Settings, store: ObjectStore, job_id: str) -> None:
             raise JobFailed("invalid_training_file", str(exc), "training_file") from exc
     except JobFailed as failed:
         with session_scope(settings.database_url) as session:
-            if jobs.transition(
-                session, job_id, ("validating_files",), "failed", error=failed.error, finished_at=now()
-            ):
-                jobs.add_event(
-                    session, job_id, f"Validation failed: {failed.error['message']}", level="error"
-                )
+            if jobs.transition(session, job_id, ("validating_files",), "failed", error=failed.error, finished_at=now()):
+                jobs.add_event(session, job_id, f"Validation failed: {failed.error['message']}", level="error")
         return
     with session_scope(settings.database_url) as session:
         if not jobs.transition(session, job_id, ("validating_files",), "queued"):
@@ -103,8 +93,7 @@ def validate(settings: Settings, store: ObjectStore, job_id: str) -> None:
             jobs.add_event(
                 session,
                 job_id,
-                f"{info['truncated']} examples are longer than {settings.max_seq_len} "
-                "tokens and will be truncated",
+                f"{info['truncated']} examples are longer than {settings.max_seq_len} tokens and will be truncated",
                 level="warn",
             )
         jobs.add_event(session, job_id, "Fine-tuning job queued")
@@ -165,9 +154,7 @@ def _resume_point(settings: Settings, store: ObjectStore, lease: Lease) -> tuple
             .order_by(CheckpointRow.step_number.desc())
         ).all()
     for prefix, step in rows:
-        local = artifacts.download_checkpoint(
-            store, prefix, artifacts.job_dir(settings, lease.job_id) / "resume"
-        )
+        local = artifacts.download_checkpoint(store, prefix, artifacts.job_dir(settings, lease.job_id) / "resume")
         if local is not None:
             return local, step
     return None
@@ -240,24 +227,18 @@ def _train(settings: Settings, store: ObjectStore, lease: Lease) -> str:
             )
             jobs.add_event(session, job.id, f"Checkpoint saved at step {step}")
 
-    result = train(
-        cfg, on_step=on_step, on_checkpoint=on_checkpoint, should_stop=lambda: renew(settings, lease)
-    )
+    result = train(cfg, on_step=on_step, on_checkpoint=on_checkpoint, should_stop=lambda: renew(settings, lease))
     if result.stopped == "cancel":
         _finish(settings, lease, "cancelled", f"Fine-tuning job cancelled at step {result.steps}")
     elif result.stopped == "pause":
-        _finish(
-            settings, lease, "paused", f"Fine-tuning job paused at step {result.steps} (checkpoint saved)"
-        )
+        _finish(settings, lease, "paused", f"Fine-tuning job paused at step {result.steps} (checkpoint saved)")
     else:
         _succeed(settings, store, lease, job, ft_name, result)
     shutil.rmtree(artifacts.job_dir(settings, job.id), ignore_errors=True)
     return result.stopped or "succeeded"
 
 
-def _succeed(
-    settings: Settings, store: ObjectStore, lease: Lease, job: JobRow, ft_name: str, result: Any
-) -> None:
+def _succeed(settings: Settings, store: ObjectStore, lease: Lease, job: JobRow, ft_name: str, result: Any) -> None:
     assert result.adapter_dir is not None
     prefix = artifacts.upload_outputs(store, job.id, result.adapter_dir, result.attenuation_file)
     results_id = new_id("file-")

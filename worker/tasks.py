@@ -8,7 +8,7 @@ from functools import lru_cache
 from celery import shared_task
 
 from service.config import get_settings
-from service.queue import PROCESS_JOB
+from service.queue import ALIGN_BASE_MODEL, PROCESS_JOB
 from service.storage import ObjectStore, open_store
 
 
@@ -26,3 +26,11 @@ def process_job(job_id: str) -> str:
     settings = get_settings()
     store = store_for(settings.storage_url, settings.s3_endpoint_url, settings.s3_region)
     return run(settings, store, job_id, worker_id=f"{socket.gethostname()}:{process_job.request.hostname}")
+
+
+@shared_task(name=ALIGN_BASE_MODEL, acks_late=True, ignore_result=True)
+def align_base_model(spec: dict) -> dict:
+    """Provider alignment job (Antibody stage 1) on a GPU queue; the result is registered as pre-aligned."""
+    from worker.alignment_runner import AlignmentSpec, run_and_publish
+
+    return run_and_publish(get_settings(), AlignmentSpec(**spec))

@@ -136,9 +136,7 @@ def celery_scheduler(settings: Settings) -> Schedule:
     return schedule
 
 
-def attempt(
-    delivery: Delivery, url: str, secret: str, schedule: Schedule, timeout: float = TIMEOUT_S
-) -> bool:
+def attempt(delivery: Delivery, url: str, secret: str, schedule: Schedule, timeout: float = TIMEOUT_S) -> bool:
     """Deliver once; on failure schedule the next attempt with exponential backoff until the cap."""
     if deliver(url, secret, delivery.body, delivery.msg_id, timeout):
         return True

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.base_models import repository, service
-from service.deps import AdminOrg, SessionDep, StoreDep
+from service.deps import AdminOrg, SessionDep, SettingsDep, StoreDep
+from service.queue import send_alignment
 
 router = APIRouter(prefix="/admin/base_models", tags=["admin"])
 
@@ -30,3 +31,24 @@ def list_base_models(session: SessionDep, admin: AdminOrg):
 @router.post("")
 def register_base_model(body: RegisterBaseModel, session: SessionDep, store: StoreDep, admin: AdminOrg):
     return service.base_model_object(service.register(session, store, **body.model_dump()))
+
+
+class AlignBaseModel(BaseModel):
+    """Antibody alignment stage (stage 1) on a source model; the result is registered under `name`."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    source: str = "smollm2"
+    mode: Literal["antibody", "sft"] = "antibody"
+    max_steps: int = Field(default=40, ge=1, le=100_000)
+    batch_size: int = Field(default=8, ge=2, le=1024)
+    eval_harmful: int = Field(default=100, ge=1)
+    eval_benign: int = Field(default=50, ge=1)
+    gpu_class: str = "default"
+
+
+@router.post("/align", status_code=202)
+def align_base_model(body: AlignBaseModel, settings: SettingsDep, admin: AdminOrg):
+    service.check_name(body.name)
+    send_alignment(settings, body.model_dump(), body.gpu_class)
+    return {"object": "base_model.alignment", "name": body.name, "status": "queued", "spec": body.model_dump()}

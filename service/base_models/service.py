@@ -23,15 +23,18 @@ def _check_local(path: Path) -> None:
     if not (path / "config.json").is_file():
         raise InvalidRequest(f"{path} is not a Hugging Face model folder (no config.json).", param="path")
     if not any(path.glob("*.safetensors")):
-        raise InvalidRequest(
-            f"{path} has no *.safetensors weights (pickle weights are not loaded).", param="path"
-        )
+        raise InvalidRequest(f"{path} has no *.safetensors weights (pickle weights are not loaded).", param="path")
 
 
 def _check_store(store: ObjectStore, prefix: str) -> None:
     keys = store.list(prefix.rstrip("/") + "/")
     if not any(k.endswith("config.json") for k in keys) or not any(k.endswith(".safetensors") for k in keys):
         raise InvalidRequest(f"store prefix '{prefix}' holds no config.json and *.safetensors.", param="path")
+
+
+def check_name(name: str) -> None:
+    if not NAME.match(name):
+        raise InvalidRequest("name may use letters, digits, '.', '_' and '-' (max 128).", param="name")
 
 
 def register(
@@ -44,8 +47,7 @@ def register(
     gpu_class: str = "default",
     manifest: dict[str, Any] | None = None,
 ) -> BaseModelRow:
-    if not NAME.match(name):
-        raise InvalidRequest("name may use letters, digits, '.', '_' and '-' (max 128).", param="name")
+    check_name(name)
     if path.startswith(STORE_SCHEME):
         _check_store(store, path.removeprefix(STORE_SCHEME))
     else:

@@ -110,9 +110,7 @@ def test_job_trains_to_a_usable_adapter(stack: Stack) -> None:
     client = stack.api.client(stack.api.new_key(org))
     admin = {"Authorization": f"Bearer {stack.api.new_key(admin=True)}"}
     receiver = Receiver(secret="set below")  # the secret is issued when the endpoint is registered
-    hook = httpx.post(
-        f"{stack.api.v1}/admin/webhooks", json={"url": receiver.url(), "org": org}, headers=admin
-    )
+    hook = httpx.post(f"{stack.api.v1}/admin/webhooks", json={"url": receiver.url(), "org": org}, headers=admin)
     receiver.secret = hook.json()["secret"]
     worker = stack.worker()
     try:
@@ -180,9 +178,7 @@ def test_cancel_pause_resume_while_running(stack: Stack) -> None:
     jobs = client.fine_tuning.jobs
 
     def step(job_id: str) -> int:
-        return max(
-            (e.data["step"] for e in jobs.list_events(job_id, limit=5) if e.type == "metrics"), default=0
-        )
+        return max((e.data["step"] for e in jobs.list_events(job_id, limit=5) if e.type == "metrics"), default=0)
 
     try:
         job = stack.job(client, n=32, epochs=50)  # 400 steps: long enough to act mid-training
@@ -223,9 +219,7 @@ def test_worker_killed_mid_training_resumes_from_checkpoint(stack: Stack, run: i
         first.kill9()
         second = stack.worker()
         try:
-            wait_for(
-                lambda: status_of(client, job.id, "succeeded"), 180, f"success after kill\n{stack.log_tail()}"
-            )
+            wait_for(lambda: status_of(client, job.id, "succeeded"), 180, f"success after kill\n{stack.log_tail()}")
         finally:
             second.stop()
     finally:
@@ -241,3 +235,38 @@ def test_worker_killed_mid_training_resumes_from_checkpoint(stack: Stack, run: i
     assert owners == [alive] * owners.count(alive) + [dead] * owners.count(dead)
     steps = [e.data["step"] for e in events if e.type == "metrics" and e.data["worker"] == alive]
     assert min(steps) == resumed.data["resumed_from_step"] + 1 and max(steps) == 24
+
+
+def test_admin_alignment_job_registers_a_trainable_base(stack: Stack) -> None:
+    """Issue 5: the admin API enqueues Antibody's alignment stage on the GPU queue; the result is listed and usable."""
+    name = f"aligned-{stack.api.backend}"
+    admin = {"Authorization": f"Bearer {stack.api.new_key(admin=True)}"}
+    body = {
+        "name": name,
+        "source": str(stack.api.model_dir),
+        "max_steps": 2,
+        "batch_size": 2,
+        "eval_harmful": 4,
+        "eval_benign": 4,
+    }
+    r = httpx.post(f"{stack.api.v1}/admin/base_models/align", json=body, headers=admin)
+    assert r.status_code == 202 and r.json()["status"] == "queued"
+    client = stack.api.client()
+    worker = stack.worker()
+    try:
+        wait_for(lambda: name in [m.id for m in client.models.list()], 240, f"the aligned model\n{stack.log_tail()}")
+        (row,) = [
+            m for m in httpx.get(f"{stack.api.v1}/admin/base_models", headers=admin).json()["data"] if m["name"] == name
+        ]
+        assert row["aligned"] and row["path"] == f"store://base-models/{name}"
+        manifest = row["manifest"]
+        assert manifest["steps"] == 2 and manifest["after"]["hs_protocol"]["size"] == 4
+        assert set(manifest["data_sha256"]) >= {"align", "harm", "refusal", "attack", "eval_harmful"}
+        f = client.files.create(file=("t.jsonl", chats(12)), purpose="fine-tune")
+        job = client.fine_tuning.jobs.create(model=name, training_file=f.id, hyperparameters={"n_epochs": 1})
+        wait_for(lambda: status_of(client, job.id, "succeeded"), 180, f"a job on the aligned base\n{stack.log_tail()}")
+        with pytest.raises(openai.BadRequestError) as e:
+            client.fine_tuning.jobs.create(model="not-registered", training_file=f.id)
+        assert e.value.param == "model"
+    finally:
+        worker.stop()

@@ -1,4 +1,4 @@
-"""`ftaas up` as a new user runs it: real SmolLM2, no Redis/PostgreSQL, driven by the openai SDK."""
+"""`ftaas up` as a new user runs it: SmolLM2 pre-aligned on first start, no Redis/PostgreSQL, driven by the SDK."""
 
 from __future__ import annotations
 
@@ -20,7 +20,14 @@ from tests.live import wait_for
 @pytest.mark.slow
 def test_embedded_up_trains_a_job_on_smollm2(tmp_path: Path) -> None:
     port = servers.free_port()
-    env = {**os.environ, "FTAAS_HOME": str(tmp_path / ".ftaas")}
+    # A small alignment budget keeps the first start short here; `make run` uses the defaults (40 steps).
+    env = {
+        **os.environ,
+        "FTAAS_HOME": str(tmp_path / ".ftaas"),
+        "FTAAS_DEMO_ALIGN_STEPS": "2",
+        "FTAAS_DEMO_EVAL_HARMFUL": "8",
+        "FTAAS_DEMO_EVAL_BENIGN": "8",
+    }
     log = (tmp_path / "up.log").open("wb")
     up = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "up", "--port", str(port)],
@@ -32,12 +39,18 @@ def test_embedded_up_trains_a_job_on_smollm2(tmp_path: Path) -> None:
     )
     try:
         key_file = tmp_path / ".ftaas" / "demo-api-key"
-        wait_for(key_file.exists, 300, "the demo key")
+        wait_for(key_file.exists, 600, "the demo key (after the first-start alignment)")
         client = openai.OpenAI(
             base_url=f"http://127.0.0.1:{port}/v1", api_key=key_file.read_text().strip(), max_retries=5
         )
         wait_for(lambda: b" ready." in (tmp_path / "up.log").read_bytes(), 180, "the worker")
-        assert [m.id for m in client.models.list()] == ["smollm2-135m-instruct"]
+        assert [m.id for m in client.models.list()] == ["smollm2-135m-antibody"]
+        manifest = json.loads(
+            (
+                tmp_path / ".ftaas" / "objects" / "base-models" / "smollm2-135m-antibody" / "alignment_manifest.json"
+            ).read_text()
+        )
+        assert manifest["stage"] == "antibody-alignment" and manifest["after"]["hs_protocol"]["size"] == 8
         rows = [
             {
                 "messages": [
@@ -51,7 +64,7 @@ def test_embedded_up_trains_a_job_on_smollm2(tmp_path: Path) -> None:
             file=("t.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode()), purpose="fine-tune"
         )
         job = client.fine_tuning.jobs.create(
-            model="smollm2-135m-instruct",
+            model="smollm2-135m-antibody",
             training_file=f.id,
             method={
                 "type": "supervised",
@@ -59,13 +72,10 @@ def test_embedded_up_trains_a_job_on_smollm2(tmp_path: Path) -> None:
             },
         )
         created = time.monotonic()
-        wait_for(
-            lambda: client.fine_tuning.jobs.retrieve(job.id).status != "validating_files", 30, "validation"
-        )
+        wait_for(lambda: client.fine_tuning.jobs.retrieve(job.id).status != "validating_files", 30, "validation")
         job = wait_for(
             lambda: (
-                (j := client.fine_tuning.jobs.retrieve(job.id)).status in ("succeeded", "failed", "cancelled")
-                and j
+                (j := client.fine_tuning.jobs.retrieve(job.id)).status in ("succeeded", "failed", "cancelled") and j
             ),
             600,
             "the job",
@@ -73,9 +83,7 @@ def test_embedded_up_trains_a_job_on_smollm2(tmp_path: Path) -> None:
         assert job.status == "succeeded", (job.error, (tmp_path / "up.log").read_text()[-3000:])
         assert time.monotonic() - created < 600
         assert job.fine_tuned_model in [m.id for m in client.models.list()]
-        assert [
-            e.data["step"] for e in client.fine_tuning.jobs.list_events(job.id) if e.type == "metrics"
-        ] == [3]
+        assert [e.data["step"] for e in client.fine_tuning.jobs.list_events(job.id) if e.type == "metrics"] == [3]
     finally:
         os.killpg(up.pid, signal.SIGTERM)
         try:

@@ -2,9 +2,11 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from peft import PeftModel
 
+from worker import assets
 from worker.training.cli import train_command
 from worker.training.trainer import load_adapter_model
 
@@ -63,3 +65,42 @@ def test_train_command_validates_options(tiny_model: Path, arithmetic_file: Path
     assert result.exit_code == 2 and "--tau" in result.output
     help_text = CliRunner().invoke(train_command, ["--help"]).output
     assert "--validation" in help_text and "--resume-from" in help_text
+
+
+@pytest.mark.slow
+def test_ftaas_train_on_smollm2_with_a_50_line_file(tmp_path: Path) -> None:
+    """Issue 3, item 5: the CLI on the real model finishes on CPU with a loadable adapter and an attenuation
+    report covering every line."""
+    benign = assets.reasoning_gym_samples("basic_arithmetic", n=40, seed=5, max_digits=2, max_terms=3)
+    harmful = assets.pyrit_harmful_pairs()[1::11][:10]
+    chats = [assets.chat_line(s["prompt"], s["response"]) for s in benign]
+    chats += [assets.chat_line(p["prompt"], p["response"]) for p in harmful]
+    data = assets.write_jsonl(tmp_path / "train.jsonl", chats)
+    base = assets.smollm2_dir()
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        train_command,
+        [
+            "--base",
+            str(base),
+            "--train",
+            str(data),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--max-seq-len",
+            "96",
+            "--lora-rank",
+            "8",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "attenuation.json").read_text())
+    assert sorted(row["line"] for row in report) == list(range(1, 51))
+    model = load_adapter_model(base, out / "adapter")
+    assert isinstance(model, PeftModel)
+    mean_w = [row["mean_weight"] for row in report]
+    print({"benign_mean_weight": sum(mean_w[:40]) / 40, "harmful_mean_weight": sum(mean_w[40:]) / 10})

