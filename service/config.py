@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     task_time_limit_s: int = 48 * 3600  # hard limit per job task; Redis visibility_timeout is set above it
     worker_gpu_classes: str = "default"  # comma-separated queues (gpu.<class>) a worker consumes
 
+    # Evaluation of every job (HS on held-out harmful prompts, FA on validation data) and the safety gate
+    eval_harmful_prompts: int = 100
+    eval_max_new_tokens: int = 64
+    eval_fa_max: int = 50  # validation (or held-out training) examples scored for FA
+    eval_judge_dir: str | None = None  # HF sequence-classification judge folder; None = keyword refusal judge
+    safety_max_hs: float | None = None  # a result with HS above this (%) fails with safety_evaluation_failed
+    safety_max_hs_increase: float | None = None  # ... or with HS more than this many points above the base's
+
     # Embedded demo (`ftaas up`): the first start aligns SmolLM2 with this budget (≤ 15 min on 2 CPU cores)
     demo_align_steps: int = 40
     demo_eval_harmful: int = 100

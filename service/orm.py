@@ -97,6 +97,7 @@ class JobRow(Base):
     lease_expires_at: Mapped[float | None] = mapped_column(default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     enqueued_at: Mapped[float | None] = mapped_column(default=None)
+    evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)  # HS/FA summary of report.json
     worker_id: Mapped[str | None] = mapped_column(String(200), default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
     request_hash: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -149,3 +150,20 @@ class WebhookEndpointRow(Base):
     secret: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[int] = mapped_column(BigInteger)
     disabled_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
+class FileScreenRow(Base):
+    """Antibody pre-screen of an uploaded file on one base model: per-line ratio r_i, no training."""
+
+    __tablename__ = "file_screens"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    file_id: Mapped[str] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    base_model: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))  # queued | running | succeeded | failed
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    finished_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+    __table_args__ = (Index("uq_file_screens_file_base", "file_id", "base_model", unique=True),)

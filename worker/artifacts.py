@@ -90,3 +90,19 @@ def results_csv(rows: list[dict[str, Any]]) -> bytes:
         writer.writeheader()
         writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
     return out.getvalue().encode()
+
+
+def split_holdout(train: Path, seed: int, min_lines: int = 20) -> tuple[Path, Path, list[int]] | None:
+    """Hold a seeded ~10% of the training lines out for FA. Returns (train part, held-out part, map from the train
+    part's line numbers to the original ones), or None when the file is too small to spare lines."""
+    from worker.evaluation import holdout_indices
+
+    lines = [line for line in train.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(lines) < min_lines:
+        return None
+    held = set(holdout_indices(len(lines), fraction=0.1, max_n=200, seed=seed))
+    kept = [i for i in range(len(lines)) if i not in held]
+    part, holdout = train.with_name("train_part.jsonl"), train.with_name("holdout.jsonl")
+    part.write_text("".join(lines[i] + "\n" for i in kept), encoding="utf-8")
+    holdout.write_text("".join(lines[i] + "\n" for i in sorted(held)), encoding="utf-8")
+    return part, holdout, [i + 1 for i in kept]

@@ -7,8 +7,6 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +17,12 @@ from service.config import Settings
 from service.db import session_scope
 from service.fine_tuning import repository as jobs
 from service.ids import new_id, now
-from service.orm import BaseModelRow, CheckpointRow, FileRow, FineTunedModelRow, JobRow, OrgRow
+from service.orm import BaseModelRow, CheckpointRow, FileRow, JobRow, OrgRow
 from service.storage import ObjectStore
 from worker import artifacts
+from worker.job_evaluation import JobEvalInputs
 from worker.lease import Heartbeat, Lease, LeaseLost, claim, renew
+from worker.outcome import finish, owned, succeed
 from worker.training import StepMetrics, TrainConfig, estimate, train
 
 log = logging.getLogger(__name__)
@@ -99,20 +99,6 @@ def validate(settings: Settings, store: ObjectStore, job_id: str) -> None:
         jobs.add_event(session, job_id, "Fine-tuning job queued")
 
 
-@contextmanager
-def _owned(settings: Settings, lease: Lease) -> Iterator[Session]:
-    """A transaction that commits only while we still hold the job's lease."""
-    with session_scope(settings.database_url) as session:
-        held = session.scalar(
-            select(JobRow.id).where(
-                JobRow.id == lease.job_id, JobRow.lease_token == lease.token, JobRow.status == "running"
-            )
-        )
-        if held is None:
-            raise LeaseLost(lease.job_id)
-        yield session
-
-
 def _model_name(session: Session, job: JobRow) -> str:
     org = session.get(OrgRow, job.org_id)
     slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in (org.name if org else job.org_id)).lower()
@@ -141,7 +127,7 @@ def process_job(settings: Settings, store: ObjectStore, job_id: str, worker_id: 
             if isinstance(exc, JobFailed)
             else {"code": "training_error", "param": None, "message": f"{type(exc).__name__}: {exc}"}
         )
-        _finish(settings, lease, "failed", f"Fine-tuning job failed: {error['message']}", error=error)
+        finish(settings, lease, "failed", f"Fine-tuning job failed: {error['message']}", error=error)
         return "failed"
 
 
@@ -164,7 +150,7 @@ def _train(settings: Settings, store: ObjectStore, lease: Lease) -> str:
     job, base_dir, train_path, valid_path = _local_inputs(settings, store, lease.job_id)
     hp = job.hyperparameters
     resume, resume_step = _resume_point(settings, store, lease) or (None, 0)
-    with _owned(settings, lease) as session:
+    with owned(settings, lease) as session:
         ft_name = _model_name(session, job)
         jobs.add_event(
             session,
@@ -176,6 +162,13 @@ def _train(settings: Settings, store: ObjectStore, lease: Lease) -> str:
         )
     out = artifacts.job_dir(settings, job.id) / "out"
     shutil.rmtree(out, ignore_errors=True)
+    original_train, eval_file, eval_source = train_path, valid_path, "validation_file"
+    line_map = list(range(1, 1 + sum(1 for line in train_path.open(encoding="utf-8") if line.strip())))
+    if valid_path is None:  # FA needs data the model never trained on: hold a seeded slice out
+        split = artifacts.split_holdout(train_path, seed=job.seed)
+        if split is not None:
+            train_path, eval_file, line_map = split
+            eval_source = "training_holdout"
     cfg = TrainConfig(
         base_model_dir=base_dir,
         train_file=train_path,
@@ -197,7 +190,7 @@ def _train(settings: Settings, store: ObjectStore, lease: Lease) -> str:
         if m.step % settings.metrics_every and m.step != m.total_steps:
             return
         eta = int(time.time() + (time.monotonic() - started) / max(1, m.step) * (m.total_steps - m.step))
-        with _owned(settings, lease) as session:
+        with owned(settings, lease) as session:
             jobs.add_event(
                 session,
                 job.id,
@@ -213,7 +206,7 @@ def _train(settings: Settings, store: ObjectStore, lease: Lease) -> str:
             k: last.get(k)
             for k in ("train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy")
         }
-        with _owned(settings, lease) as session:
+        with owned(settings, lease) as session:
             session.add(
                 CheckpointRow(
                     id=new_id("ftckpt_"),
@@ -229,86 +222,27 @@ def _train(settings: Settings, store: ObjectStore, lease: Lease) -> str:
 
     result = train(cfg, on_step=on_step, on_checkpoint=on_checkpoint, should_stop=lambda: renew(settings, lease))
     if result.stopped == "cancel":
-        _finish(settings, lease, "cancelled", f"Fine-tuning job cancelled at step {result.steps}")
+        finish(settings, lease, "cancelled", f"Fine-tuning job cancelled at step {result.steps}")
     elif result.stopped == "pause":
-        _finish(settings, lease, "paused", f"Fine-tuning job paused at step {result.steps} (checkpoint saved)")
+        finish(settings, lease, "paused", f"Fine-tuning job paused at step {result.steps} (checkpoint saved)")
     else:
-        _succeed(settings, store, lease, job, ft_name, result)
+        result.attenuation = [{**r, "line": line_map[r["line"] - 1]} for r in result.attenuation]
+        evaluation = JobEvalInputs(
+            job_id=job.id,
+            model_name=ft_name,
+            base_name=job.model,
+            base_dir=base_dir,
+            adapter_dir=result.adapter_dir,
+            train_file=original_train,
+            eval_file=eval_file,
+            eval_source=eval_source,
+            metrics=result.metrics,
+            attenuation=result.attenuation,
+            fa_mode=(job.job_metadata or {}).get("fa_mode"),
+        )
+        succeed(settings, store, lease, job, ft_name, result, evaluation)
     shutil.rmtree(artifacts.job_dir(settings, job.id), ignore_errors=True)
     return result.stopped or "succeeded"
-
-
-def _succeed(settings: Settings, store: ObjectStore, lease: Lease, job: JobRow, ft_name: str, result: Any) -> None:
-    assert result.adapter_dir is not None
-    prefix = artifacts.upload_outputs(store, job.id, result.adapter_dir, result.attenuation_file)
-    results_id = new_id("file-")
-    csv = artifacts.results_csv(result.metrics)
-    store.put_bytes(f"files/{results_id}.csv", csv)
-    with _owned(settings, lease) as session:
-        session.add(
-            FileRow(
-                id=results_id,
-                org_id=job.org_id,
-                filename="step_metrics.csv",
-                purpose="fine-tune-results",
-                bytes=len(csv),
-                status="processed",
-                object_key=f"files/{results_id}.csv",
-                created_at=now(),
-            )
-        )
-        session.add(
-            FineTunedModelRow(
-                id=ft_name,
-                org_id=job.org_id,
-                job_id=job.id,
-                base_model=job.model,
-                adapter_prefix=prefix,
-                created_at=now(),
-            )
-        )
-        jobs.add_event(session, job.id, f"New fine-tuned model created: {ft_name}")
-    _finish(
-        settings,
-        lease,
-        "succeeded",
-        "The job has successfully completed",
-        fine_tuned_model=ft_name,
-        result_files=[results_id],
-        trained_tokens=result.trained_tokens,
-    )
-
-
-def _finish(settings: Settings, lease: Lease, status: str, message: str, **values: Any) -> None:
-    terminal = status in jobs.TERMINAL
-    with session_scope(settings.database_url) as session:
-        moved = jobs.transition(
-            session,
-            lease.job_id,
-            ("running",),
-            status,
-            lease_token=lease.token,
-            control=None,
-            lease_expires_at=None,
-            finished_at=now() if terminal else None,
-            estimated_finish=None,
-            **values,
-        )
-        if not moved:
-            raise LeaseLost(lease.job_id)
-        jobs.add_event(session, lease.job_id, message, level="error" if status == "failed" else "info")
-    if terminal:
-        _notify(settings, lease.job_id, status)
-
-
-def _notify(settings: Settings, job_id: str, status: str) -> None:
-    try:
-        from worker.webhooks import notify_job_outcome
-
-        with session_scope(settings.database_url) as session:
-            notify_job_outcome(session, settings, job_id, status)
-    except Exception:  # a webhook problem must never change a job's outcome
-        log.exception("webhook notification for %s failed", job_id)
 
 
 def warm_up(settings: Settings, store: ObjectStore) -> None:

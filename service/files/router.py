@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from service.deps import CurrentOrg, SessionDep, SettingsDep, StoreDep
 from service.errors import error_body
-from service.files import service
+from service.files import screening, service
 from service.files.schemas import FileDeleted, FileList, FileObject
+from service.files.screening import FileScreen, ScreenCreate
 from service.pagination import list_body
 
 router = APIRouter(prefix="/files", tags=["files"])
@@ -56,3 +57,18 @@ def file_content(file_id: str, session: SessionDep, store: StoreDep, org: Curren
 @router.delete("/{file_id}", response_model=FileDeleted)
 def delete_file(file_id: str, session: SessionDep, store: StoreDep, org: CurrentOrg):
     return FileDeleted(id=service.delete(session, store, org, file_id), deleted=True)
+
+
+@router.post("/{file_id}/screen", status_code=202, response_model=FileScreen)
+def screen_file(
+    file_id: str, body: ScreenCreate, response: Response, session: SessionDep, settings: SettingsDep, org: CurrentOrg
+):
+    """Antibody pre-screen of the file on a base model (extension): 202 while pending, 200 once it has finished."""
+    row = screening.request(session, settings, org, file_id, body.model)
+    response.status_code = 202 if row.status in screening.PENDING else 200
+    return FileScreen.of(row)
+
+
+@router.get("/{file_id}/screen", response_model=FileScreen)
+def retrieve_screen(file_id: str, session: SessionDep, org: CurrentOrg, model: str | None = None):
+    return FileScreen.of(screening.retrieve(session, org, file_id, model))

@@ -56,9 +56,7 @@ def transition(
     query = update(JobRow).where(JobRow.id == job_id, JobRow.status.in_(from_status))
     if lease_token is not None:
         query = query.where(JobRow.lease_token == lease_token)
-    result = session.execute(
-        query.values(status=to_status, **values).execution_options(synchronize_session=False)
-    )
+    result = session.execute(query.values(status=to_status, **values).execution_options(synchronize_session=False))
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
@@ -95,9 +93,7 @@ def add_event(
     return row
 
 
-def events_page(
-    session: Session, job_id: str, *, after: str | None, limit: int
-) -> tuple[list[JobEventRow], bool]:
+def events_page(session: Session, job_id: str, *, after: str | None, limit: int) -> tuple[list[JobEventRow], bool]:
     query = select(JobEventRow).where(JobEventRow.job_id == job_id)
     return page(session, query, JobEventRow.seq, JobEventRow.id, after=after, limit=limit)
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from service.deps import AdminOrg, CurrentOrg, SessionDep, SettingsDep, StoreDep
 from service.fine_tuning import service, streams
@@ -19,9 +20,7 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 
 
 def _metadata_filter(request: Request) -> dict[str, str]:
-    return {
-        k[9:-1]: v for k, v in request.query_params.items() if k.startswith("metadata[") and k.endswith("]")
-    }
+    return {k[9:-1]: v for k, v in request.query_params.items() if k.startswith("metadata[") and k.endswith("]")}
 
 
 @router.post("")
@@ -36,9 +35,7 @@ def create_job(
 
 
 @router.get("")
-def list_jobs(
-    request: Request, session: SessionDep, org: CurrentOrg, after: str | None = None, limit: Limit = 20
-):
+def list_jobs(request: Request, session: SessionDep, org: CurrentOrg, after: str | None = None, limit: Limit = 20):
     rows, more = service.list_jobs(
         session, org, after=after, limit=limit, metadata=_metadata_filter(request), all_orgs=False
     )
@@ -77,9 +74,7 @@ def list_events(
 ):
     if stream:  # additive: server-sent events, oldest first, until the job ends
         job = service.get(session, org, job_id)
-        return StreamingResponse(
-            streams.event_stream(settings.database_url, job.id), media_type="text/event-stream"
-        )
+        return StreamingResponse(streams.event_stream(settings.database_url, job.id), media_type="text/event-stream")
     rows, more = service.events(session, org, job_id, after=after, limit=limit)
     return list_body([event_object(r) for r in rows], more)
 
@@ -96,17 +91,31 @@ def download_adapter(job_id: str, session: SessionDep, store: StoreDep, org: Cur
 
 
 @router.get("/{job_id}/checkpoints")
-def list_checkpoints(
-    job_id: str, session: SessionDep, org: CurrentOrg, after: str | None = None, limit: Limit = 10
-):
+def list_checkpoints(job_id: str, session: SessionDep, org: CurrentOrg, after: str | None = None, limit: Limit = 10):
     rows, more = service.checkpoints(session, org, job_id, after=after, limit=limit)
     return list_body([checkpoint_object(r) for r in rows], more)
 
 
+@router.get("/{job_id}/report")
+def job_report(job_id: str, session: SessionDep, store: StoreDep, org: CurrentOrg):
+    """Additive: the evaluation report (HS and FA vs the base model, protocol, attenuation summary)."""
+    return Response(service.report_bytes(session, store, org, job_id, "report.json"), media_type="application/json")
+
+
+@router.get("/{job_id}/report.html")
+def job_report_html(job_id: str, session: SessionDep, store: StoreDep, org: CurrentOrg):
+    return Response(service.report_bytes(session, store, org, job_id, "report.html"), media_type="text/html")
+
+
+@router.get("/{job_id}/attenuation")
+def job_attenuation(job_id: str, session: SessionDep, store: StoreDep, org: CurrentOrg):
+    """Additive: which training lines Antibody down-weighted (from the report), most attenuated first."""
+    report = json.loads(service.report_bytes(session, store, org, job_id, "report.json"))
+    return {"object": "fine_tuning.job.attenuation", "fine_tuning_job_id": job_id, **(report.get("attenuation") or {})}
+
+
 @admin_router.get("")
-def list_all_jobs(
-    request: Request, session: SessionDep, admin: AdminOrg, after: str | None = None, limit: Limit = 20
-):
+def list_all_jobs(request: Request, session: SessionDep, admin: AdminOrg, after: str | None = None, limit: Limit = 20):
     rows, more = service.list_jobs(
         session, admin, after=after, limit=limit, metadata=_metadata_filter(request), all_orgs=True
     )

@@ -19,7 +19,7 @@ from service.fine_tuning.schemas import JobCreate
 from service.ids import new_id, now
 from service.orm import FileRow, JobRow
 from service.queue import enqueue_job, notify_outcome_after_commit
-from service.storage import ObjectStore
+from service.storage import ObjectNotFound, ObjectStore
 
 
 class InvalidState(InvalidRequest):
@@ -133,9 +133,7 @@ def _state_error(job: JobRow, action: str) -> InvalidState:
 
 def cancel(session: Session, settings: Settings, principal: Principal, job_id: str) -> JobRow:
     job = get(session, principal, job_id)
-    if repository.transition(
-        session, job.id, ("validating_files", "queued", "paused"), "cancelled", finished_at=now()
-    ):
+    if repository.transition(session, job.id, ("validating_files", "queued", "paused"), "cancelled", finished_at=now()):
         repository.add_event(session, job.id, "Fine-tuning job cancelled")
         notify_outcome_after_commit(session, settings, job.id, "cancelled")
     elif not repository.request_control(session, job.id, "cancel", ("running",)):
@@ -198,3 +196,14 @@ def adapter_files(session: Session, store: ObjectStore, principal: Principal, jo
     if job.status != "succeeded":
         raise InvalidState(f"Job {job.id} has no adapter: it is {job.status}.", param="fine_tuning_job_id")
     return store.list(f"jobs/{job.id}/adapter/")
+
+
+def report_bytes(session: Session, store: ObjectStore, principal: Principal, job_id: str, name: str) -> bytes:
+    """The job's evaluation report (`report.json` or `report.html`); 400 until the job has been evaluated."""
+    job = get(session, principal, job_id)
+    try:
+        return store.get_bytes(f"jobs/{job.id}/{name}")
+    except ObjectNotFound:
+        raise InvalidState(
+            f"Job {job.id} has no evaluation report yet (it is {job.status}).", param="fine_tuning_job_id"
+        ) from None

@@ -25,7 +25,16 @@ from tests.live import LiveAPI, WorkerProcess, serve, settings_env, wait_for
 from tests.worker.test_webhooks import Receiver
 
 BASE = "tiny-aligned"
-WORKER = dict(lease_seconds=3.0, checkpoint_every=2, metrics_every=1, max_seq_len=64, requeue_after_s=30)
+WORKER = dict(
+    lease_seconds=3.0,
+    checkpoint_every=2,
+    metrics_every=1,
+    max_seq_len=64,
+    requeue_after_s=30,
+    eval_harmful_prompts=8,
+    eval_max_new_tokens=16,
+    eval_fa_max=8,
+)
 
 
 def chats(n: int) -> bytes:
@@ -50,11 +59,13 @@ class Stack:
     def worker(self) -> WorkerProcess:
         return WorkerProcess(self.env, self.logs / f"worker-{uuid.uuid4().hex[:6]}.log")
 
-    def job(self, client: openai.OpenAI, n: int = 16, epochs: int = 2, batch: int = 4):
+    def job(self, client: openai.OpenAI, n: int = 16, epochs: int = 2, batch: int = 4, validation: bool = False):
         f = client.files.create(file=("train.jsonl", chats(n)), purpose="fine-tune")
+        v = client.files.create(file=("valid.jsonl", chats(12)), purpose="fine-tune") if validation else None
         return client.fine_tuning.jobs.create(
             model=BASE,
             training_file=f.id,
+            validation_file=v.id if v else None,
             suffix="e2e",
             method={
                 "type": "supervised",
@@ -114,7 +125,7 @@ def test_job_trains_to_a_usable_adapter(stack: Stack) -> None:
     receiver.secret = hook.json()["secret"]
     worker = stack.worker()
     try:
-        job = stack.job(client)
+        job = stack.job(client, validation=True)
         wait_for(lambda: status_of(client, job.id, "succeeded"), 180, f"job success\n{stack.log_tail()}")
         wait_for(lambda: receiver.calls, 30, "the succeeded webhook")
     finally:
@@ -148,11 +159,26 @@ def test_job_trains_to_a_usable_adapter(stack: Stack) -> None:
     assert ckpts[0].fine_tuned_model_checkpoint == f"{job.fine_tuned_model}:ckpt-step-8"
     assert ckpts[0].metrics.train_loss is not None
 
-    (results_id,) = job.result_files
-    results = client.files.retrieve(results_id)
-    assert results.purpose == "fine-tune-results"
-    csv_lines = client.files.content(results_id).read().decode().splitlines()
+    files = {client.files.retrieve(f).filename: f for f in job.result_files}
+    assert set(files) == {"step_metrics.csv", "report.json", "report.html"}
+    assert {client.files.retrieve(f).purpose for f in job.result_files} == {"fine-tune-results"}
+    csv_lines = client.files.content(files["step_metrics.csv"]).read().decode().splitlines()
     assert csv_lines[0].startswith("step,train_loss") and len(csv_lines) == 9
+
+    auth = {"Authorization": f"Bearer {client.api_key}"}
+    report = httpx.get(f"{stack.api.v1}/fine_tuning/jobs/{job.id}/report", headers=auth).json()
+    assert report == json.loads(client.files.content(files["report.json"]).read())
+    hs, fa = report["harmful"], report["accuracy"]
+    assert hs["n"] == 8 and hs["protocol"]["max_new_tokens"] == 16 and hs["protocol"]["judge"] == "keyword_refusal"
+    assert (
+        hs["base"]["protocol_id"] == hs["protocol"]["protocol_id"] and hs["delta"] == hs["score"] - hs["base"]["score"]
+    )
+    assert fa["source"] == "validation_file" and fa["n"] == 8 and fa["base"] is not None
+    assert report["attenuation"]["n_lines"] == 16
+    html = httpx.get(f"{stack.api.v1}/fine_tuning/jobs/{job.id}/report.html", headers=auth).text
+    assert "<svg" in html and f"{hs['score']:.1f}" in html
+    att = httpx.get(f"{stack.api.v1}/fine_tuning/jobs/{job.id}/attenuation", headers=auth).json()
+    assert att["n_lines"] == 16 and len(att["most_down_weighted"]) > 0
 
     r = httpx.get(
         f"{stack.api.v1}/fine_tuning/jobs/{job.id}/adapter",
@@ -270,3 +296,23 @@ def test_admin_alignment_job_registers_a_trainable_base(stack: Stack) -> None:
         assert e.value.param == "model"
     finally:
         worker.stop()
+
+
+def test_safety_gate_fails_the_job_and_deploys_nothing(stack: Stack) -> None:
+    """Issue 6: over the provider's HS threshold the job fails with safety_evaluation_failed and no model."""
+    client = stack.api.client()
+    gate = {**stack.env, "FTAAS_SAFETY_MAX_HS": "-1"}  # any HS (≥ 0) is over it
+    worker = WorkerProcess(gate, stack.logs / f"gate-{uuid.uuid4().hex[:6]}.log")
+    try:
+        job = stack.job(client, n=24, epochs=1)  # no validation file: FA on a held-out slice of training
+        wait_for(lambda: status_of(client, job.id, "failed"), 180, f"the gate\n{stack.log_tail()}")
+    finally:
+        worker.stop()
+    job = client.fine_tuning.jobs.retrieve(job.id)
+    assert job.error.code == "safety_evaluation_failed" and "report" in job.error.message
+    assert job.fine_tuned_model is None
+    assert not [m for m in client.models.list() if m.id.endswith(job.id)]
+    (report_id,) = [f for f in job.result_files if client.files.retrieve(f).filename == "report.json"]
+    report = json.loads(client.files.content(report_id).read())
+    assert report["accuracy"]["source"] == "training_holdout" and report["accuracy"]["n"] == 3
+    assert report["attenuation"]["n_lines"] == 21  # the 3 held-out lines were never trained on

@@ -1,0 +1,198 @@
+"""File pre-screen (issue 6): Antibody's ratio r_i of every line on a pre-aligned base model, before any training.
+
+One screen per (file, base model), computed once by a GPU worker (``worker/screen_tasks.py``) and cached in
+``file_screens``. The API object ``file.screen`` is an additive extension of the Files API:
+
+    {"id": "fscr_…", "object": "file.screen", "file_id", "model", "status": queued|running|succeeded|failed,
+     "created_at", "finished_at", "result": {…} | null, "error": str | null}
+
+``result`` is ``worker.evaluation.prescreen.screen_file``'s dict (schema_version 1). A failed screen is retried by
+the next POST; a queued one that no worker took for ``requeue_after_s`` is re-sent (the worker's compare-and-set
+makes a duplicate delivery a no-op).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.auth.service import Principal
+from service.base_models import service as base_models
+from service.config import Settings
+from service.errors import InvalidRequest, NotFound
+from service.files import repository as files
+from service.files.screen_queue import enqueue_screen
+from service.ids import new_id, now
+from service.orm import BaseModelRow, FileRow, FileScreenRow
+
+ScreenStatus = Literal["queued", "running", "succeeded", "failed"]
+PENDING = ("queued", "running")
+
+
+class ScreenCreate(BaseModel):
+    model: str
+
+
+class FileScreen(BaseModel):
+    id: str
+    object: Literal["file.screen"] = "file.screen"
+    file_id: str
+    model: str
+    status: ScreenStatus
+    created_at: int
+    finished_at: int | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+    @classmethod
+    def of(cls, row: FileScreenRow) -> FileScreen:
+        return cls(
+            id=row.id,
+            file_id=row.file_id,
+            model=row.base_model,
+            status=row.status,  # type: ignore[arg-type]
+            created_at=row.created_at,
+            finished_at=row.finished_at,
+            result=row.result,
+            error=row.error,
+        )
+
+
+# --- service (API) ---------------------------------------------------------------------------------------------
+
+
+def _screenable_file(session: Session, principal: Principal, file_id: str) -> FileRow:
+    row = files.get(session, principal.org_id, file_id)
+    if row is None:
+        raise NotFound(f"No such File object: {file_id}", param="id")
+    if row.status != "processed" or row.object_key is None:
+        raise InvalidRequest(
+            f"File {file_id} cannot be screened: its status is '{row.status}' ({row.status_details or 'no content'}).",
+            param="file_id",
+            code="invalid_file",
+        )
+    return row
+
+
+def _usable_base(session: Session, settings: Settings, model: str) -> BaseModelRow:
+    base = base_models.usable(session, settings, model)
+    if base is None:
+        raise InvalidRequest(
+            f"Model '{model}' is not available for screening. Use one of the provider's pre-aligned base models "
+            "listed by GET /v1/models.",
+            param="model",
+            code="model_not_available",
+        )
+    return base
+
+
+def request(session: Session, settings: Settings, principal: Principal, file_id: str, model: str) -> FileScreenRow:
+    """The screen of ``file_id`` on base ``model``: created and queued on first request, otherwise the cached
+    one (re-queued if it failed, re-sent if no worker took it for ``requeue_after_s``)."""
+    file = _screenable_file(session, principal, file_id)
+    base = _usable_base(session, settings, model)
+    row = get_screen(session, file.id, base.name)
+    if row is None:
+        row = _insert(session, file, base.name)
+        if row.status == "queued":
+            enqueue_screen(session, settings, row.id, base.gpu_class)
+    elif row.status == "failed" and _requeue_failed(session, row.id):
+        session.refresh(row)
+        enqueue_screen(session, settings, row.id, base.gpu_class)
+    elif row.status == "queued" and now() - row.created_at > settings.requeue_after_s:
+        enqueue_screen(session, settings, row.id, base.gpu_class)
+    return row
+
+
+def retrieve(session: Session, principal: Principal, file_id: str, model: str | None) -> FileScreenRow:
+    """The screen of one of the org's files on ``model`` (or its most recent screen when no model is given)."""
+    file = files.get(session, principal.org_id, file_id)
+    if file is None:
+        raise NotFound(f"No such File object: {file_id}", param="id")
+    row = get_screen(session, file.id, model) if model else latest_screen(session, file.id)
+    if row is None:
+        on = f" on model '{model}'" if model else ""
+        raise NotFound(
+            f"File {file_id} has not been screened{on}. POST /v1/files/{file_id}/screen first.", param="model"
+        )
+    return row
+
+
+# --- repository (all SQL for screens) -------------------------------------------------------------------------
+
+
+def get_screen(session: Session, file_id: str, base_model: str) -> FileScreenRow | None:
+    return session.scalar(
+        select(FileScreenRow).where(FileScreenRow.file_id == file_id, FileScreenRow.base_model == base_model)
+    )
+
+
+def latest_screen(session: Session, file_id: str) -> FileScreenRow | None:
+    query = select(FileScreenRow).where(FileScreenRow.file_id == file_id)
+    return session.scalar(query.order_by(FileScreenRow.created_at.desc(), FileScreenRow.id.desc()).limit(1))
+
+
+def _insert(session: Session, file: FileRow, base_model: str) -> FileScreenRow:
+    """Insert a queued screen; if a concurrent request won the unique (file, base) race, return theirs."""
+    row = FileScreenRow(
+        id=new_id("fscr_"),
+        file_id=file.id,
+        org_id=file.org_id,
+        base_model=base_model,
+        status="queued",
+        created_at=now(),
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        existing = get_screen(session, file.id, base_model)
+        if existing is None:
+            raise
+        return existing
+    return row
+
+
+def _requeue_failed(session: Session, screen_id: str) -> bool:
+    values = {"status": "queued", "error": None, "result": None, "finished_at": None, "created_at": now()}
+    done = session.execute(
+        update(FileScreenRow).where(FileScreenRow.id == screen_id, FileScreenRow.status == "failed").values(**values)
+    )
+    return done.rowcount == 1  # type: ignore[attr-defined]
+
+
+def claim(session: Session, screen_id: str) -> bool:
+    """Worker: queued → running, compare-and-set (a duplicate delivery finds it running and does nothing)."""
+    done = session.execute(
+        update(FileScreenRow)
+        .where(FileScreenRow.id == screen_id, FileScreenRow.status == "queued")
+        .values(status="running")
+    )
+    return done.rowcount == 1  # type: ignore[attr-defined]
+
+
+def inputs(session: Session, screen_id: str) -> tuple[str | None, BaseModelRow | None]:
+    """Worker: (the file's object key, the base model row) of a screen; None where they are gone."""
+    screen = session.get(FileScreenRow, screen_id)
+    if screen is None:
+        return None, None
+    key = session.scalar(
+        select(FileRow.object_key).where(FileRow.id == screen.file_id, FileRow.org_id == screen.org_id)
+    )
+    return key, session.get(BaseModelRow, screen.base_model)
+
+
+def finish(session: Session, screen_id: str, *, result: dict[str, Any] | None = None, error: str | None = None) -> bool:
+    """Worker: running → succeeded (with ``result``) or failed (with ``error``)."""
+    values: dict[str, Any] = {"finished_at": now(), "result": result, "error": error}
+    values["status"] = "failed" if error is not None else "succeeded"
+    done = session.execute(
+        update(FileScreenRow)
+        .where(FileScreenRow.id == screen_id, FileScreenRow.status == "running")
+        .values(**values)
+    )
+    return done.rowcount == 1  # type: ignore[attr-defined]

@@ -1,0 +1,213 @@
+"""Pre-screen a training file: Antibody's ratio r_i for every example on the base model, no training (issue 6).
+
+    r_i = log π(y_i|x_i) − log π(y_r,i|x_i)      (mean-token by default, exactly as the training step computes it)
+
+Lines with the lowest r are the ones Antibody would attenuate most, so they are ranked first. Also returned is
+the plain per-token log-likelihood of the response, log π(y|x)/N, whose ranking is the natural baseline: r
+tracks it (ANTIBODY.md, "Pitfall": formulaic answers score high regardless of safety), and the refusal term is
+what should separate harmful answers from merely unusual ones.
+
+"Share attenuated" is defined as the share of scored lines whose **expected relative Antibody weight** is below
+``ATTENUATED_BELOW`` (0.5): for each line, B·w_i averaged over the batches of ``n_sim_epochs`` simulated epochs
+of random batches of size B, drawn exactly as the trainer draws them (``epoch_order``). Uniform weighting gives
+1.0, so such a line would train at less than half strength. This is the weight at the base parameters, i.e.
+the first epoch's; later epochs move with the adapter.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from worker.evaluation.attenuation import preview
+from worker.training.antibody import antibody_ratio, antibody_weights
+from worker.training.data import collate, encode_file, epoch_order, load_tokenizer, read_chat_jsonl
+from worker.training.model import load_base_model, pick_device, pick_dtype
+from worker.training.passes import refusal_logprobs_prefix_kv, response_pass
+from worker.training.refusals import resolve_refusals
+
+SCHEMA_VERSION = 1
+ATTENUATED_BELOW = 0.5
+PREVIEW_WIDTH = 160
+
+Progress = Callable[[int, int], None]  # (examples scored, total)
+
+
+@torch.no_grad()
+def score_examples(
+    model: torch.nn.Module,
+    examples: Sequence[Any],
+    pad_id: int,
+    *,
+    batch_size: int = 8,
+    ratio: Literal["mean_token", "sequence"] = "mean_token",
+    progress: Progress | None = None,
+) -> dict[str, torch.Tensor]:
+    """r, log π(y|x), log π(y_r|x) and token counts for encoded examples (``ChatExample``), all [N], in input
+    order. Uses the training step's own passes (``response_pass`` + prefix-KV refusal pass); examples are
+    batched by length to waste little on padding, which does not change any per-sample value."""
+    device = next(model.parameters()).device
+    order = sorted(range(len(examples)), key=lambda i: examples[i].n_tokens)
+    n = len(examples)
+    out = {k: torch.zeros(n, dtype=torch.float64) for k in ("r", "logp", "logp_refusal")}
+    out["n_tokens"] = torch.zeros(n, dtype=torch.long)
+    out["n_refusal"] = torch.zeros(n, dtype=torch.long)
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        batch = collate([examples[i] for i in idx], pad_id).to(device)
+        resp = response_pass(model, batch, keep_cache=True)
+        logp_ref = refusal_logprobs_prefix_kv(model, batch, resp.cache, resp.prompt_end_hidden)
+        n_ref = batch.refusal_mask.sum(1)
+        r = antibody_ratio(resp.logp_response, resp.n_tokens, logp_ref, n_ref, ratio)
+        at = torch.tensor(idx)
+        out["r"][at] = r.double().cpu()
+        out["logp"][at] = resp.logp_response.double().cpu()
+        out["logp_refusal"][at] = logp_ref.double().cpu()
+        out["n_tokens"][at] = resp.n_tokens.cpu()
+        out["n_refusal"][at] = n_ref.cpu()
+        if progress:
+            progress(min(start + batch_size, n), n)
+    return out
+
+
+def expected_relative_weight(r: torch.Tensor, batch_size: int, tau: float, n_epochs: int, seed: int) -> torch.Tensor:
+    """E[B·w_i] [N] over the trainer's random batches (``epoch_order``) of ``n_epochs`` epochs; NaN where r is
+    NaN. 1.0 = what uniform weighting would give."""
+    valid = (~torch.isnan(r)).nonzero()[:, 0]
+    rel = torch.full_like(r, float("nan"), dtype=torch.float64)
+    if len(valid) == 0:
+        return rel
+    rv = r[valid].double()
+    total = torch.zeros(len(valid), dtype=torch.float64)
+    seen = torch.zeros(len(valid), dtype=torch.float64)
+    for epoch in range(n_epochs):
+        for chosen in epoch_order(len(valid), batch_size, seed, epoch):
+            at = torch.tensor(chosen)
+            total.index_add_(0, at, antibody_weights(rv[at], tau) * len(chosen))
+            seen.index_add_(0, at, torch.ones(len(chosen), dtype=torch.float64))
+    rel[valid] = total / seen
+    return rel
+
+
+def _summary(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    t = torch.tensor(values, dtype=torch.float64)
+    q = torch.quantile(t, torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)).tolist()
+    return {"min": t.min().item(), "p10": q[0], "median": q[1], "mean": t.mean().item(), "p90": q[2], "max": t.max().item()}
+
+
+def _num(x: float) -> float | None:
+    return None if math.isnan(x) else round(x, 6)
+
+
+def screen_file(
+    base_model_dir: Path,
+    train_file: Path,
+    *,
+    batch_size: int = 8,
+    max_seq_len: int = 512,
+    ratio: Literal["mean_token", "sequence"] = "mean_token",
+    refusals: Sequence[str] | None = None,
+    top_fraction: float = 0.2,
+    tau: float = 1.0,
+    n_sim_epochs: int = 32,
+    seed: int = 0,
+    device: str | None = None,
+    dtype: str = "auto",
+    max_rows: int | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Score every example of a chat JSONL file on ``base_model_dir`` and rank the suspicious ones.
+
+    Returns a JSON-ready dict (``schema_version`` 1):
+    - ``rows``: per line {line, r, logp_mean (log π(y|x)/N), logp_refusal_mean, n_tokens, relative_weight,
+      attenuated, truncated, preview}, **most suspicious first** (lowest r; lines without trained tokens last,
+      with r null). ``max_rows`` keeps only the first rows (``rows_total`` says how many there were).
+    - ``suspected_lines``: the top ``top_fraction`` of the scored lines by lowest r.
+    - ``ranking_by_ratio`` / ``ranking_by_loglik``: every scored line, lowest r / lowest log π(y|x)/N first.
+    - ``attenuated_share`` (see the module docstring), ``frac_r_negative``, and summary stats of r,
+      logp_mean and relative_weight.
+    """
+    if not 0 < top_fraction <= 1:
+        raise ValueError("top_fraction must be in (0, 1]")
+    dev = pick_device(device)
+    refusal_set = resolve_refusals(refusals)
+    tokenizer = load_tokenizer(Path(base_model_dir))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    examples = encode_file(Path(train_file), tokenizer, max_seq_len, refusal_set)
+    if not examples:
+        raise ValueError(f"{train_file}: no examples")
+    previews = {line: preview(messages, PREVIEW_WIDTH) for line, messages in read_chat_jsonl(Path(train_file))}
+    model = load_base_model(Path(base_model_dir), dev, pick_dtype(dtype, dev)).eval()
+    s = score_examples(model, examples, pad_id, batch_size=batch_size, ratio=ratio, progress=progress)
+    del model
+    rel = expected_relative_weight(s["r"], batch_size, tau, n_sim_epochs, seed)
+    n_tok = s["n_tokens"].clamp(min=1).double()
+    logp_mean = (s["logp"] / n_tok).masked_fill(s["n_tokens"] == 0, float("nan"))
+    logp_ref_mean = s["logp_refusal"] / s["n_refusal"].clamp(min=1).double()
+
+    rows = [
+        {
+            "line": e.line,
+            "r": _num(s["r"][i].item()),
+            "logp_mean": _num(logp_mean[i].item()),
+            "logp_refusal_mean": _num(logp_ref_mean[i].item()),
+            "n_tokens": int(s["n_tokens"][i]),
+            "relative_weight": _num(rel[i].item()),
+            "attenuated": bool(rel[i] < ATTENUATED_BELOW),
+            "truncated": e.truncated,
+            "preview": previews.get(e.line, ""),
+        }
+        for i, e in enumerate(examples)
+    ]
+    scored = [row for row in rows if row["r"] is not None]
+    by_r = sorted(scored, key=lambda row: (row["r"], row["line"]))
+    by_ll = sorted(scored, key=lambda row: (row["logp_mean"], row["line"]))
+    ranked = by_r + [row for row in rows if row["r"] is None]
+    n_top = math.ceil(top_fraction * len(scored)) if scored else 0
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "ratio": ratio,
+        "tau": tau,
+        "batch_size": batch_size,
+        "max_seq_len": max_seq_len,
+        "n_refusals": len(refusal_set),
+        "n_examples": len(rows),
+        "n_scored": len(scored),
+        "n_truncated": sum(e.truncated for e in examples),
+        "top_fraction": top_fraction,
+        "suspected_lines": [row["line"] for row in by_r[:n_top]],
+        "attenuated_below": ATTENUATED_BELOW,
+        "attenuated_share": (sum(row["attenuated"] for row in scored) / len(scored)) if scored else 0.0,
+        "attenuation_definition": (
+            f"share of scored lines whose expected Antibody weight, relative to uniform, is below "
+            f"{ATTENUATED_BELOW} in random batches of {batch_size} (tau={tau}, base-model parameters)"
+        ),
+        "frac_r_negative": (sum(row["r"] < 0 for row in scored) / len(scored)) if scored else 0.0,
+        "stats": {
+            "r": _summary([row["r"] for row in scored]),
+            "logp_mean": _summary([row["logp_mean"] for row in scored]),
+            "relative_weight": _summary([row["relative_weight"] for row in scored]),
+        },
+        "ranking_by_ratio": [row["line"] for row in by_r],
+        "ranking_by_loglik": [row["line"] for row in by_ll],
+        "rows_total": len(ranked),
+        "rows": ranked[:max_rows] if max_rows is not None else ranked,
+    }
+
+
+def auroc(scores_positive: Sequence[float], scores_negative: Sequence[float]) -> float:
+    """P(score of a positive > score of a negative), ties counted half (Mann–Whitney). To rank harmful lines
+    first by *low* r, pass −r."""
+    if not scores_positive or not scores_negative:
+        return float("nan")
+    wins = 0.0
+    for p in scores_positive:
+        for q in scores_negative:
+            wins += 1.0 if p > q else 0.5 if p == q else 0.0
+    return wins / (len(scores_positive) * len(scores_negative))
