@@ -17,7 +17,7 @@ from service.config import Settings, get_settings
 
 @lru_cache
 def _make_app(broker_url: str, broker_dir: str, time_limit_s: int) -> Celery:
-    app = Celery("ftaas", broker=broker_url, include=["worker.tasks", "worker.webhook_tasks"])
+    app = Celery("ftaas", broker=broker_url, include=["worker.tasks", "worker.webhook_tasks", "worker.screen_tasks"])
     options: dict[str, Any] = {}
     if broker_url.startswith("filesystem"):
         Path(broker_dir).mkdir(parents=True, exist_ok=True)

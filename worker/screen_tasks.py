@@ -56,4 +56,6 @@ def run_screen(settings: Settings, store: ObjectStore, screen_id: str) -> str:
 @shared_task(name=SCREEN_FILE, acks_late=True, ignore_result=True)
 def screen_file(screen_id: str) -> str:
     settings = get_settings()
-    return run_screen(settings, store_for(settings.storage_url, settings.s3_endpoint_url, settings.s3_region), screen_id)
+    return run_screen(
+        settings, store_for(settings.storage_url, settings.s3_endpoint_url, settings.s3_region), screen_id
+    )

@@ -18,9 +18,7 @@ router = APIRouter(prefix="/files", tags=["files"])
 
 
 @router.post("", response_model=FileObject)
-async def create_file(
-    request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep, org: CurrentOrg
-):
+async def create_file(request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep, org: CurrentOrg):
     row, result = await service.upload(request, session, store, settings, org)
     if not result.ok:
         # Returned, not raised: the error row must commit so `files.retrieve` shows status_details.
@@ -49,9 +47,7 @@ def retrieve_file(file_id: str, session: SessionDep, org: CurrentOrg):
 
 @router.get("/{file_id}/content")
 def file_content(file_id: str, session: SessionDep, store: StoreDep, org: CurrentOrg):
-    return StreamingResponse(
-        service.content(session, store, org, file_id), media_type="application/octet-stream"
-    )
+    return StreamingResponse(service.content(session, store, org, file_id), media_type="application/octet-stream")
 
 
 @router.delete("/{file_id}", response_model=FileDeleted)

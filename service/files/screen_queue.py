@@ -29,4 +29,7 @@ def send_screen(settings: Settings, screen_id: str, gpu_class: str) -> bool:
 
 
 def enqueue_screen(session: Session, settings: Settings, screen_id: str, gpu_class: str) -> None:
-    after_commit(session, lambda: send_screen(settings, screen_id, gpu_class))
+    def send() -> None:
+        send_screen(settings, screen_id, gpu_class)
+
+    after_commit(session, send)

@@ -191,8 +191,6 @@ def finish(session: Session, screen_id: str, *, result: dict[str, Any] | None = 
     values: dict[str, Any] = {"finished_at": now(), "result": result, "error": error}
     values["status"] = "failed" if error is not None else "succeeded"
     done = session.execute(
-        update(FileScreenRow)
-        .where(FileScreenRow.id == screen_id, FileScreenRow.status == "running")
-        .values(**values)
+        update(FileScreenRow).where(FileScreenRow.id == screen_id, FileScreenRow.status == "running").values(**values)
     )
     return done.rowcount == 1  # type: ignore[attr-defined]

@@ -60,6 +60,7 @@ def score_examples(
         idx = order[start : start + batch_size]
         batch = collate([examples[i] for i in idx], pad_id).to(device)
         resp = response_pass(model, batch, keep_cache=True)
+        assert resp.prompt_end_hidden is not None
         logp_ref = refusal_logprobs_prefix_kv(model, batch, resp.cache, resp.prompt_end_hidden)
         n_ref = batch.refusal_mask.sum(1)
         r = antibody_ratio(resp.logp_response, resp.n_tokens, logp_ref, n_ref, ratio)
@@ -98,7 +99,14 @@ def _summary(values: list[float]) -> dict[str, float] | None:
         return None
     t = torch.tensor(values, dtype=torch.float64)
     q = torch.quantile(t, torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)).tolist()
-    return {"min": t.min().item(), "p10": q[0], "median": q[1], "mean": t.mean().item(), "p90": q[2], "max": t.max().item()}
+    return {
+        "min": t.min().item(),
+        "p10": q[0],
+        "median": q[1],
+        "mean": t.mean().item(),
+        "p90": q[2],
+        "max": t.max().item(),
+    }
 
 
 def _num(x: float) -> float | None:
@@ -151,7 +159,7 @@ def screen_file(
     logp_mean = (s["logp"] / n_tok).masked_fill(s["n_tokens"] == 0, float("nan"))
     logp_ref_mean = s["logp_refusal"] / s["n_refusal"].clamp(min=1).double()
 
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "line": e.line,
             "r": _num(s["r"][i].item()),
