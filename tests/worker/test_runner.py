@@ -235,7 +235,7 @@ def test_worker_killed_mid_training_resumes_from_checkpoint(stack: Stack, run: i
     client = stack.api.client()
     jobs = client.fine_tuning.jobs
     first = stack.worker()
-    job = stack.job(client, n=32, epochs=3)  # 24 steps, a checkpoint every 2
+    job = stack.job(client, n=32, epochs=3, validation=True)  # 24 steps (nothing held out), a checkpoint every 2
     try:
         wait_for(
             lambda: any(c.step_number >= 4 for c in jobs.checkpoints.list(job.id)),

@@ -27,6 +27,8 @@ def test_embedded_up_trains_a_job_on_smollm2(tmp_path: Path) -> None:
         "FTAAS_DEMO_ALIGN_STEPS": "2",
         "FTAAS_DEMO_EVAL_HARMFUL": "8",
         "FTAAS_DEMO_EVAL_BENIGN": "8",
+        "FTAAS_EVAL_HARMFUL_PROMPTS": "8",
+        "FTAAS_EVAL_MAX_NEW_TOKENS": "32",
     }
     log = (tmp_path / "up.log").open("wb")
     up = subprocess.Popen(
