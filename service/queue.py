@@ -27,16 +27,21 @@ def queue_for(gpu_class: str) -> str:
     return f"gpu.{gpu_class}"
 
 
-def send_job(settings: Settings, job_id: str, gpu_class: str) -> bool:
-    """Publish the job id now; False (logged) if the broker is unreachable."""
+def send_task(settings: Settings, task: str, object_id: str, gpu_class: str) -> bool:
+    """Publish `task(object_id)` on the GPU class's queue now; False (logged) if the broker is unreachable."""
     from worker.celery_app import app_for  # the API needs only the client half of Celery (no torch)
 
     try:
-        app_for(settings).send_task(PROCESS_JOB, args=[job_id], queue=queue_for(gpu_class))
+        app_for(settings).send_task(task, args=[object_id], queue=queue_for(gpu_class))
         return True
     except Exception:
-        log.exception("could not enqueue job %s; the sweeper will retry", job_id)
+        log.exception("could not enqueue %s(%s); it stays queued in the DB and is re-sent later", task, object_id)
         return False
+
+
+def send_job(settings: Settings, job_id: str, gpu_class: str) -> bool:
+    """Publish the job id now; if the broker is unreachable the sweeper re-sends it."""
+    return send_task(settings, PROCESS_JOB, job_id, gpu_class)
 
 
 def enqueue_job(session: Session, settings: Settings, job_id: str, gpu_class: str) -> None:

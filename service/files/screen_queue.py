@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.db import after_commit
-from service.queue import queue_for
-
-log = logging.getLogger(__name__)
+from service.queue import send_task
 
 SCREEN_FILE = "ftaas.screen_file"
 
@@ -18,18 +14,8 @@ SCREEN_FILE = "ftaas.screen_file"
 def send_screen(settings: Settings, screen_id: str, gpu_class: str) -> bool:
     """Publish now; False (logged) if the broker is unreachable: the screen stays queued and a later POST of
     the same screen re-sends it (see ``screening.request``)."""
-    from worker.celery_app import app_for
-
-    try:
-        app_for(settings).send_task(SCREEN_FILE, args=[screen_id], queue=queue_for(gpu_class))
-        return True
-    except Exception:
-        log.exception("could not enqueue file screen %s", screen_id)
-        return False
+    return send_task(settings, SCREEN_FILE, screen_id, gpu_class)
 
 
 def enqueue_screen(session: Session, settings: Settings, screen_id: str, gpu_class: str) -> None:
-    def send() -> None:
-        send_screen(settings, screen_id, gpu_class)
-
-    after_commit(session, send)
+    after_commit(session, lambda: send_screen(settings, screen_id, gpu_class))
