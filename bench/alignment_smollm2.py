@@ -125,6 +125,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="align-bench-") as tmp:
         settings = Settings(home=tmp)
         before = None
+        last = [0.0]  # when progress was last logged
         source = str(assets.smollm2_dir()) if args.source == "smollm2" else args.source
         for mode in args.modes.split(","):
             spec = AlignmentSpec(
@@ -140,7 +141,6 @@ def main() -> None:
                 seed=args.seed,
             )
             log(f"aligning: {mode}")
-            last = [0.0]
 
             def progress(phase: str, done: int, total: int, mode: str = mode) -> None:
                 if time.perf_counter() - last[0] > 60 or done == total:
