@@ -165,5 +165,31 @@ class FileScreenRow(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[int] = mapped_column(BigInteger)
     finished_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # Ownership while running (worker/run_lease.py): the attempt number fences writes, the heartbeat shows life.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    heartbeat_at: Mapped[float | None] = mapped_column(default=None)
+    worker_id: Mapped[str | None] = mapped_column(String(200), default=None)
 
     __table_args__ = (Index("uq_file_screens_file_base", "file_id", "base_model", unique=True),)
+
+
+class AlignmentRow(Base):
+    """A provider alignment job (Antibody stage 1) started through the admin API; the result is a base model."""
+
+    __tablename__ = "base_model_alignments"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)  # the base model it registers
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)  # worker.alignment_runner.AlignmentSpec fields
+    gpu_class: Mapped[str] = mapped_column(String(40), default="default")
+    status: Mapped[str] = mapped_column(String(20), index=True)  # queued | running | succeeded | failed
+    phase: Mapped[str | None] = mapped_column(String(200), default=None)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    total_steps: Mapped[int | None] = mapped_column(Integer, default=None)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)  # the registered base model
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    finished_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    heartbeat_at: Mapped[float | None] = mapped_column(default=None)
+    worker_id: Mapped[str | None] = mapped_column(String(200), default=None)

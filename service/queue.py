@@ -77,10 +77,3 @@ def notify_outcome_after_commit(session: Session, settings: Settings, job_id: st
             log.exception("webhook notification for %s failed", job_id)
 
     after_commit(session, lambda: threading.Thread(target=notify, name=f"webhook-{job_id}", daemon=True).start())
-
-
-def send_alignment(settings: Settings, spec: dict, gpu_class: str) -> None:
-    """Publish a provider alignment job (admin API); raises if the broker is unreachable."""
-    from worker.celery_app import app_for
-
-    app_for(settings).send_task(ALIGN_BASE_MODEL, args=[spec], queue=queue_for(gpu_class))

@@ -209,3 +209,36 @@ def run_and_publish(settings: Settings, spec: AlignmentSpec, progress: Progress 
     store.ensure_bucket()
     merged = align_model(settings, spec, settings.work_dir / "alignment" / spec.name, progress)
     return publish(settings, store, spec, merged)
+
+
+def run_queued(settings: Settings, alignment_id: str, worker_id: str) -> str:
+    """An alignment queued through the admin API: claim it, keep its status object current, publish the result.
+    Returns the final status ("skipped" if another worker has it)."""
+    import logging
+
+    from service.orm import AlignmentRow
+    from worker import run_lease
+
+    attempt = run_lease.claim(settings, AlignmentRow, alignment_id, worker_id)
+    if attempt is None:
+        return "skipped"
+    with session_scope(settings.database_url) as session:
+        spec = AlignmentSpec(**session.get(AlignmentRow, alignment_id).spec)  # type: ignore[union-attr]
+    shown = {"at": 0.0, "phase": ""}
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if phase == shown["phase"] and done < total and time.monotonic() - shown["at"] < 2:
+            return  # at most one progress write every 2 s
+        shown.update(at=time.monotonic(), phase=phase)
+        steps = {"step": done, "total_steps": total} if phase == "aligning" else {}
+        run_lease.write(settings, AlignmentRow, alignment_id, attempt, phase=phase, **steps)
+
+    with run_lease.Heartbeat(settings, AlignmentRow, alignment_id, attempt):
+        try:
+            outcome: dict[str, Any] = {"result": run_and_publish(settings, spec, progress)}
+        except Exception as exc:
+            logging.getLogger(__name__).exception("alignment %s failed", alignment_id)
+            outcome = {"error": f"{type(exc).__name__}: {exc}"}
+    if not run_lease.finish(settings, AlignmentRow, alignment_id, attempt, **outcome):
+        return "skipped"
+    return "failed" if "error" in outcome else "succeeded"

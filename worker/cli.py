@@ -17,14 +17,21 @@ log = logging.getLogger(__name__)
 
 
 def start_sweeper(settings: Settings) -> threading.Thread:
-    """Every worker sweeps: re-queues jobs whose lease expired and re-sends jobs no worker took."""
+    """Every worker sweeps: re-queues jobs whose lease expired and re-sends jobs no worker took; re-queues
+    screens and alignments whose worker stopped beating."""
+    from service.base_models.alignments import resend as resend_alignment
+    from service.files.screen_queue import resend_screen
+    from service.orm import AlignmentRow, FileScreenRow
     from service.queue import resend_job
+    from worker import run_lease
     from worker.lease import sweep
 
     def loop() -> None:
         while True:
             try:
                 sweep(settings, lambda job_id: resend_job(settings, job_id))
+                run_lease.sweep(settings, FileScreenRow, lambda run_id: resend_screen(settings, run_id))
+                run_lease.sweep(settings, AlignmentRow, lambda run_id: resend_alignment(settings, run_id))
             except Exception:
                 log.exception("sweep failed")
             threading.Event().wait(max(0.5, settings.lease_seconds / 2))

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+import socket
+from pathlib import Path
 
 from celery import shared_task
 
@@ -14,8 +16,9 @@ from service.config import Settings, get_settings
 from service.db import session_scope
 from service.files import screening
 from service.files.screen_queue import SCREEN_FILE
+from service.orm import FileScreenRow
 from service.storage import ObjectStore
-from worker import artifacts
+from worker import artifacts, run_lease
 from worker.tasks import store_for
 
 log = logging.getLogger(__name__)
@@ -23,39 +26,42 @@ log = logging.getLogger(__name__)
 MAX_ROWS = 2000  # per-line rows kept in the DB (most suspicious first); the rankings keep every line
 
 
-def run_screen(settings: Settings, store: ObjectStore, screen_id: str) -> str:
-    """queued → running → succeeded | failed. Returns the final status ("skipped" if another worker has it)."""
+def _screen(settings: Settings, store: ObjectStore, screen_id: str, work: Path) -> dict:
     with session_scope(settings.database_url) as session:
-        if not screening.claim(session, screen_id):
-            return "skipped"
-    work = settings.work_dir / "screens" / screen_id
-    try:
-        with session_scope(settings.database_url) as session:
-            key, base = screening.inputs(session, screen_id)
-        if key is None or base is None:
-            raise ValueError("the file or the base model no longer exists")
-        from worker.evaluation.prescreen import screen_file
+        key, base = screening.inputs(session, screen_id)
+    if key is None or base is None:
+        raise ValueError("the file or the base model no longer exists")
+    from worker.evaluation.prescreen import screen_file
 
-        result = screen_file(
-            artifacts.base_model_dir(settings, store, base),
-            artifacts.fetch_file(store, key, work / "train.jsonl"),
-            max_seq_len=settings.max_seq_len,
-            max_rows=MAX_ROWS,
-        )
-        outcome: dict = {"result": result}
-    except Exception as exc:  # a screen is advisory: record why it failed instead of retrying forever
-        log.exception("file screen %s failed", screen_id)
-        outcome = {"error": f"{type(exc).__name__}: {exc}"}
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    with session_scope(settings.database_url) as session:
-        screening.finish(session, screen_id, **outcome)
+    return screen_file(
+        artifacts.base_model_dir(settings, store, base),
+        artifacts.fetch_file(store, key, work / "train.jsonl"),
+        max_seq_len=settings.max_seq_len,
+        max_rows=MAX_ROWS,
+    )
+
+
+def run_screen(settings: Settings, store: ObjectStore, screen_id: str, worker_id: str = "local") -> str:
+    """queued → running → succeeded | failed. Returns the final status ("skipped" if another worker has it)."""
+    attempt = run_lease.claim(settings, FileScreenRow, screen_id, worker_id)
+    if attempt is None:
+        return "skipped"
+    work = settings.work_dir / "screens" / screen_id
+    with run_lease.Heartbeat(settings, FileScreenRow, screen_id, attempt):
+        try:
+            outcome: dict = {"result": _screen(settings, store, screen_id, work)}
+        except Exception as exc:  # a screen is advisory: record why it failed instead of retrying forever
+            log.exception("file screen %s failed", screen_id)
+            outcome = {"error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    if not run_lease.finish(settings, FileScreenRow, screen_id, attempt, **outcome):
+        return "skipped"  # the sweeper gave it to another worker meanwhile
     return "failed" if "error" in outcome else "succeeded"
 
 
 @shared_task(name=SCREEN_FILE, acks_late=True, ignore_result=True)
 def screen_file(screen_id: str) -> str:
     settings = get_settings()
-    return run_screen(
-        settings, store_for(settings.storage_url, settings.s3_endpoint_url, settings.s3_region), screen_id
-    )
+    store = store_for(settings.storage_url, settings.s3_endpoint_url, settings.s3_region)
+    return run_screen(settings, store, screen_id, f"{socket.gethostname()}:{screen_file.request.hostname}")

@@ -29,8 +29,9 @@ def process_job(job_id: str) -> str:
 
 
 @shared_task(name=ALIGN_BASE_MODEL, acks_late=True, ignore_result=True)
-def align_base_model(spec: dict) -> dict:
+def align_base_model(alignment_id: str) -> str:
     """Provider alignment job (Antibody stage 1) on a GPU queue; the result is registered as pre-aligned."""
-    from worker.alignment_runner import AlignmentSpec, run_and_publish
+    from worker.alignment_runner import run_queued
 
-    return run_and_publish(get_settings(), AlignmentSpec(**spec))
+    worker_id = f"{socket.gethostname()}:{align_base_model.request.hostname}"
+    return run_queued(get_settings(), alignment_id, worker_id)

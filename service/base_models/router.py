@@ -7,9 +7,8 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.base_models import repository, service
+from service.base_models import alignments, repository, service
 from service.deps import AdminOrg, SessionDep, SettingsDep, StoreDep
-from service.queue import send_alignment
 
 router = APIRouter(prefix="/admin/base_models", tags=["admin"])
 
@@ -48,7 +47,17 @@ class AlignBaseModel(BaseModel):
 
 
 @router.post("/align", status_code=202)
-def align_base_model(body: AlignBaseModel, settings: SettingsDep, admin: AdminOrg):
-    service.check_name(body.name)
-    send_alignment(settings, body.model_dump(), body.gpu_class)
-    return {"object": "base_model.alignment", "name": body.name, "status": "queued", "spec": body.model_dump()}
+def align_base_model(body: AlignBaseModel, session: SessionDep, settings: SettingsDep, admin: AdminOrg):
+    """Queue an alignment run; poll `GET /v1/admin/base_models/alignments/{id}` for its status."""
+    row = alignments.start(session, settings, body.model_dump(), body.gpu_class)
+    return alignments.alignment_object(row)
+
+
+@router.get("/alignments")
+def list_alignments(session: SessionDep, admin: AdminOrg):
+    return {"object": "list", "data": [alignments.alignment_object(r) for r in alignments.list_recent(session)]}
+
+
+@router.get("/alignments/{alignment_id}")
+def retrieve_alignment(alignment_id: str, session: SessionDep, admin: AdminOrg):
+    return alignments.alignment_object(alignments.get(session, alignment_id))

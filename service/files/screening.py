@@ -165,16 +165,6 @@ def _requeue_failed(session: Session, screen_id: str) -> bool:
     return done.rowcount == 1  # type: ignore[attr-defined]
 
 
-def claim(session: Session, screen_id: str) -> bool:
-    """Worker: queued → running, compare-and-set (a duplicate delivery finds it running and does nothing)."""
-    done = session.execute(
-        update(FileScreenRow)
-        .where(FileScreenRow.id == screen_id, FileScreenRow.status == "queued")
-        .values(status="running")
-    )
-    return done.rowcount == 1  # type: ignore[attr-defined]
-
-
 def inputs(session: Session, screen_id: str) -> tuple[str | None, BaseModelRow | None]:
     """Worker: (the file's object key, the base model row) of a screen; None where they are gone."""
     screen = session.get(FileScreenRow, screen_id)
@@ -184,13 +174,3 @@ def inputs(session: Session, screen_id: str) -> tuple[str | None, BaseModelRow |
         select(FileRow.object_key).where(FileRow.id == screen.file_id, FileRow.org_id == screen.org_id)
     )
     return key, session.get(BaseModelRow, screen.base_model)
-
-
-def finish(session: Session, screen_id: str, *, result: dict[str, Any] | None = None, error: str | None = None) -> bool:
-    """Worker: running → succeeded (with ``result``) or failed (with ``error``)."""
-    values: dict[str, Any] = {"finished_at": now(), "result": result, "error": error}
-    values["status"] = "failed" if error is not None else "succeeded"
-    done = session.execute(
-        update(FileScreenRow).where(FileScreenRow.id == screen_id, FileScreenRow.status == "running").values(**values)
-    )
-    return done.rowcount == 1  # type: ignore[attr-defined]

@@ -280,10 +280,17 @@ def test_admin_alignment_job_registers_a_trainable_base(stack: Stack) -> None:
     }
     r = httpx.post(f"{stack.api.v1}/admin/base_models/align", json=body, headers=admin)
     assert r.status_code == 202 and r.json()["status"] == "queued"
+    url = f"{stack.api.v1}/admin/base_models/alignments/{r.json()['id']}"
     client = stack.api.client()
     worker = stack.worker()
     try:
-        wait_for(lambda: name in [m.id for m in client.models.list()], 240, f"the aligned model\n{stack.log_tail()}")
+        finished = lambda: httpx.get(url, headers=admin).json()["status"] in ("succeeded", "failed")  # noqa: E731
+        wait_for(finished, 240, f"the alignment run\n{stack.log_tail()}")
+        run = httpx.get(url, headers=admin).json()
+        assert run["status"] == "succeeded", run["error"]
+        assert (run["step"], run["total_steps"], run["attempts"]) == (2, 2, 1) and run["worker_id"]
+        assert run["result"]["name"] == name and run["finished_at"] >= run["started_at"] >= run["created_at"]
+        assert name in [m.id for m in client.models.list()]
         (row,) = [
             m for m in httpx.get(f"{stack.api.v1}/admin/base_models", headers=admin).json()["data"] if m["name"] == name
         ]

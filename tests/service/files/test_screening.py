@@ -1,7 +1,7 @@
 """File pre-screen API (`POST/GET /v1/files/{id}/screen`) against a live server, without a worker.
 
 Nothing runs the screen here, so it must stay `queued`; the worker-side state changes are driven through
-``service.files.screening`` directly, as ``worker/screen_tasks.py`` does.
+``worker.run_lease`` directly, as ``worker/screen_tasks.py`` does.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from service.files import screening
 from service.orm import FileScreenRow
 from tests.live import LiveAPI
 from tests.service.helpers import error_of, jsonl, upload
+from worker import run_lease
 
 BASE = "tiny-aligned"
 
@@ -69,17 +70,16 @@ def test_screen_is_queued_once_and_cached(api: LiveAPI, client: openai.OpenAI) -
 def test_worker_transitions_show_through_the_api(api: LiveAPI, client: openai.OpenAI) -> None:
     f = upload(client, 12)
     screen_id = post(client, f.id, BASE).json()["id"]
+    attempt = run_lease.claim(api.settings, FileScreenRow, screen_id, "w1")
+    assert attempt == 1
+    assert run_lease.claim(api.settings, FileScreenRow, screen_id, "w2") is None  # a second delivery: nothing
     with session_scope(api.settings.database_url) as session:
-        assert screening.claim(session, screen_id)
-    with session_scope(api.settings.database_url) as session:
-        assert not screening.claim(session, screen_id)  # a second delivery of the task does nothing
         key, base = screening.inputs(session, screen_id)
         assert key == f"files/{f.id}.jsonl" and base is not None and base.name == BASE
     running = post(client, f.id, BASE)
     assert running.status_code == 202 and running.json()["status"] == "running"
     result = {"schema_version": 1, "suspected_lines": [3], "attenuated_share": 0.1}
-    with session_scope(api.settings.database_url) as session:
-        assert screening.finish(session, screen_id, result=result)
+    assert run_lease.finish(api.settings, FileScreenRow, screen_id, attempt, result=result)
     done = post(client, f.id, BASE)
     assert done.status_code == 200  # finished: the cached result, nothing new accepted
     body = done.json()
@@ -91,9 +91,8 @@ def test_worker_transitions_show_through_the_api(api: LiveAPI, client: openai.Op
 def test_failed_screen_is_retried_by_the_next_post(api: LiveAPI, client: openai.OpenAI) -> None:
     f = upload(client, 12)
     screen_id = post(client, f.id, BASE).json()["id"]
-    with session_scope(api.settings.database_url) as session:
-        screening.claim(session, screen_id)
-        screening.finish(session, screen_id, error="RuntimeError: out of memory")
+    attempt = run_lease.claim(api.settings, FileScreenRow, screen_id, "w1")
+    assert run_lease.finish(api.settings, FileScreenRow, screen_id, attempt, error="RuntimeError: out of memory")
     failed = get(client, f.id, BASE).json()
     assert (failed["status"], failed["error"], failed["result"]) == ("failed", "RuntimeError: out of memory", None)
     retried = post(client, f.id, BASE)

@@ -1,0 +1,86 @@
+"""Provider alignment runs started through the admin API: a status object for each (Antibody stage 1).
+
+    {"id": "balign_…", "object": "base_model.alignment", "name", "status": queued|running|succeeded|failed,
+     "phase", "step", "total_steps", "spec", "gpu_class", "attempts", "worker_id",
+     "created_at", "started_at", "finished_at", "result": <the registered base model> | null, "error": str | null}
+
+A worker claims and runs it (``worker/tasks.py`` → ``worker/alignment_runner.py``); ``worker/run_lease.py`` re-queues
+it if that worker dies. While one run for a name is queued or running, another for the same name is refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.base_models.service import check_name
+from service.config import Settings
+from service.db import after_commit, session_scope
+from service.errors import InvalidRequest, NotFound
+from service.ids import new_id, now
+from service.orm import AlignmentRow
+from service.queue import ALIGN_BASE_MODEL, send_task
+
+PENDING = ("queued", "running")
+
+
+def alignment_object(row: AlignmentRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "object": "base_model.alignment",
+        "name": row.name,
+        "status": row.status,
+        "phase": row.phase,
+        "step": row.step,
+        "total_steps": row.total_steps,
+        "spec": row.spec,
+        "gpu_class": row.gpu_class,
+        "attempts": row.attempts,
+        "worker_id": row.worker_id,
+        "created_at": row.created_at,
+        "started_at": row.started_at,
+        "finished_at": row.finished_at,
+        "result": row.result,
+        "error": row.error,
+    }
+
+
+def start(session: Session, settings: Settings, spec: dict[str, Any], gpu_class: str) -> AlignmentRow:
+    """Record a queued alignment and publish it once the transaction commits."""
+    check_name(spec["name"])
+    busy = session.scalar(
+        select(AlignmentRow.id).where(AlignmentRow.name == spec["name"], AlignmentRow.status.in_(PENDING))
+    )
+    if busy:
+        raise InvalidRequest(
+            f"An alignment of '{spec['name']}' is already {busy} in progress; wait for it or pick another name.",
+            param="name",
+            code="alignment_in_progress",
+        )
+    row = AlignmentRow(id=new_id("balign_"), name=spec["name"], spec=spec, gpu_class=gpu_class, status="queued")
+    row.created_at, row.step, row.attempts = now(), 0, 0
+    session.add(row)
+    session.flush()
+    after_commit(session, lambda: send_task(settings, ALIGN_BASE_MODEL, row.id, gpu_class))
+    return row
+
+
+def get(session: Session, alignment_id: str) -> AlignmentRow:
+    row = session.get(AlignmentRow, alignment_id)
+    if row is None:
+        raise NotFound(f"No such alignment: {alignment_id}", param="id")
+    return row
+
+
+def list_recent(session: Session, limit: int = 100) -> list[AlignmentRow]:
+    query = select(AlignmentRow).order_by(AlignmentRow.created_at.desc(), AlignmentRow.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def resend(settings: Settings, alignment_id: str) -> None:
+    """Publish a re-queued alignment again (the sweeper)."""
+    with session_scope(settings.database_url) as session:
+        gpu_class = session.scalar(select(AlignmentRow.gpu_class).where(AlignmentRow.id == alignment_id))
+    send_task(settings, ALIGN_BASE_MODEL, alignment_id, gpu_class or "default")
