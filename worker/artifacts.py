@@ -7,7 +7,9 @@ the store is incomplete (its writer died) and is never resumed from.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import os
 import shutil
 import uuid
@@ -27,19 +29,34 @@ def _fresh(path: Path) -> Path:
     return path
 
 
+def base_model_version(base: BaseModelRow) -> str:
+    """Changes whenever the name is registered again (a re-alignment publishes new weights under the same name)."""
+    key = json.dumps([base.path, base.created_at, base.manifest], sort_keys=True, default=str)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 def base_model_dir(settings: Settings, store: ObjectStore, base: BaseModelRow) -> Path:
-    """A local folder with the base model: its registered path, or a cached download of its store prefix."""
+    """A local folder with the base model: its registered path, or a cached download of its store prefix.
+
+    The cache is per registration (``base-models/{name}/{version}``), so a re-aligned base is downloaded again;
+    all but the two newest versions of a name are removed (an older one may still be in use by a running job).
+    """
     if not base.path.startswith(STORE_SCHEME):
         return Path(base.path)
-    final = settings.work_dir / "base-models" / base.name
+    root = settings.work_dir / "base-models" / base.name
+    final = root / base_model_version(base)
     if (final / "config.json").is_file():
         return final
-    tmp = _fresh(final.parent / f".{base.name}.{uuid.uuid4().hex}")
+    tmp = _fresh(root / f".{final.name}.{uuid.uuid4().hex}")
     store.download_dir(base.path.removeprefix(STORE_SCHEME).rstrip("/") + "/", tmp)
     try:
         os.replace(tmp, final)  # another worker on this machine may have won the race; theirs is as good
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
+    versions = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=os.path.getmtime)
+    for old in versions[:-2]:
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
     return final
 
 

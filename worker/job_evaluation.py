@@ -1,7 +1,7 @@
 """Evaluate a finished job: HS on held-out harmful prompts, FA on validation data, both against the base model,
 plus the attenuation summary; writes report.json / report.html. Uses the pure worker.evaluation library.
 
-The base model's HS is cached in the object store per (base model, protocol) because every job on that base
+The base model's HS is cached in the object store per (base model version, protocol) because every job on that base
 would otherwise regenerate the same answers.
 """
 
@@ -22,6 +22,7 @@ class JobEvalInputs:
     job_id: str
     model_name: str
     base_name: str
+    base_version: str  # artifacts.base_model_version: a re-aligned base under the same name is a new version
     base_dir: Path
     adapter_dir: Path
     train_file: Path
@@ -56,7 +57,8 @@ def _base_hs(settings: Settings, store: ObjectStore, inputs: JobEvalInputs, mode
     from worker.evaluation.harmful import HSResult, protocol
 
     judge = _judge(settings)
-    key = f"eval-cache/{inputs.base_name}/{protocol(prompts, judge, settings.eval_max_new_tokens)['protocol_id']}.json"
+    protocol_id = protocol(prompts, judge, settings.eval_max_new_tokens)["protocol_id"]
+    key = f"eval-cache/{inputs.base_name}/{inputs.base_version}/{protocol_id}.json"
     try:
         return HSResult.from_dict(json.loads(store.get_bytes(key)))
     except ObjectNotFound:

@@ -47,13 +47,16 @@ def _file_key(session: Session, job: JobRow, param: str) -> str:
     return row.object_key
 
 
-def _local_inputs(settings: Settings, store: ObjectStore, job_id: str) -> tuple[JobRow, Path, Path, Path | None]:
-    """Download what training needs; returns (job, base model dir, train file, validation file)."""
+def _local_inputs(
+    settings: Settings, store: ObjectStore, job_id: str
+) -> tuple[JobRow, Path, Path, Path | None, str]:
+    """Download what training needs; returns (job, base model dir, train file, validation file, base version)."""
     with session_scope(settings.database_url) as session:
         job, base = _load(session, job_id)
         if base is None:
             raise JobFailed("model_not_available", f"Base model {job.model} is no longer registered.", "model")
         keys = {p: _file_key(session, job, p) for p in ("training_file", "validation_file") if getattr(job, p)}
+        base_version = artifacts.base_model_version(base)
     work = artifacts.job_dir(settings, job_id)
     base_dir = artifacts.base_model_dir(settings, store, base)
     train_path = artifacts.fetch_file(store, keys["training_file"], work / "train.jsonl")
@@ -62,13 +65,13 @@ def _local_inputs(settings: Settings, store: ObjectStore, job_id: str) -> tuple[
         if "validation_file" in keys
         else None
     )
-    return job, base_dir, train_path, valid_path
+    return job, base_dir, train_path, valid_path, base_version
 
 
 def validate(settings: Settings, store: ObjectStore, job_id: str) -> None:
     """validating_files → queued (token counts with the base model's tokenizer) or → failed naming the file."""
     try:
-        job, base_dir, train_path, _ = _local_inputs(settings, store, job_id)
+        job, base_dir, train_path, *_ = _local_inputs(settings, store, job_id)
         hp = job.hyperparameters
         try:
             info = estimate(base_dir, train_path, settings.max_seq_len, hp["batch_size"], hp["n_epochs"])
@@ -147,7 +150,7 @@ def _resume_point(settings: Settings, store: ObjectStore, lease: Lease) -> tuple
 
 
 def _train(settings: Settings, store: ObjectStore, lease: Lease) -> str:
-    job, base_dir, train_path, valid_path = _local_inputs(settings, store, lease.job_id)
+    job, base_dir, train_path, valid_path, base_version = _local_inputs(settings, store, lease.job_id)
     hp = job.hyperparameters
     resume, resume_step = _resume_point(settings, store, lease) or (None, 0)
     with owned(settings, lease) as session:
@@ -231,6 +234,7 @@ def _train(settings: Settings, store: ObjectStore, lease: Lease) -> str:
             job_id=job.id,
             model_name=ft_name,
             base_name=job.model,
+            base_version=base_version,
             base_dir=base_dir,
             adapter_dir=result.adapter_dir,
             train_file=original_train,
