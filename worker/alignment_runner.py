@@ -233,7 +233,7 @@ def run_queued(settings: Settings, alignment_id: str, worker_id: str) -> str:
         steps = {"step": done, "total_steps": total} if phase == "aligning" else {}
         run_lease.write(settings, AlignmentRow, alignment_id, attempt, phase=phase, **steps)
 
-    with run_lease.Heartbeat(settings, AlignmentRow, alignment_id, attempt):
+    with run_lease.heartbeat(settings, AlignmentRow, alignment_id, attempt):
         try:
             outcome: dict[str, Any] = {"result": run_and_publish(settings, spec, progress)}
         except Exception as exc:

@@ -7,7 +7,6 @@ delivery, a late Redis redelivery or a worker that lost its lease changes nothin
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from service.db import session_scope
 from service.fine_tuning import repository as jobs
 from service.ids import now
 from service.orm import JobRow
+from worker.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -96,32 +96,17 @@ def renew(settings: Settings, lease: Lease) -> str | None:
         return session.scalar(select(JobRow.control).where(JobRow.id == lease.job_id))
 
 
-class Heartbeat:
+def heartbeat(settings: Settings, lease: Lease) -> Heartbeat:
     """Renews the lease from a background thread, so a long step can't let it lapse while we are alive."""
 
-    def __init__(self, settings: Settings, lease: Lease) -> None:
-        self.settings, self.lease = settings, lease
-        self.lost = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease-{lease.job_id}", daemon=True)
+    def beat() -> bool:
+        try:
+            renew(settings, lease)
+            return True
+        except LeaseLost:
+            return False
 
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.settings.lease_seconds / 4):
-            try:
-                renew(self.settings, self.lease)
-            except LeaseLost:
-                self.lost = True
-                return
-            except Exception:  # a DB blip: keep trying until the lease really runs out
-                log.exception("lease renewal failed for %s", self.lease.job_id)
+    return Heartbeat(settings.lease_seconds / 4, beat, f"lease-{lease.job_id}")
 
 
 def sweep(settings: Settings, enqueue: Callable[[str], None]) -> list[str]:

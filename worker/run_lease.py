@@ -10,7 +10,6 @@ puts such a run back to ``queued`` and re-sends it, or fails it once ``max_attem
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +20,7 @@ from service.config import Settings
 from service.db import session_scope
 from service.ids import now
 from service.orm import AlignmentRow, FileScreenRow
+from worker.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -70,30 +70,10 @@ def finish(
     return write(settings, table, run_id, attempt, status=status, result=result, error=error, finished_at=now())
 
 
-class Heartbeat:
-    """Keeps ``heartbeat_at`` fresh from a background thread while the run works."""
-
-    def __init__(self, settings: Settings, table: Run, run_id: str, attempt: int) -> None:
-        self.args = (settings, table, run_id, attempt)
-        self.interval = settings.lease_seconds / 4
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{run_id}", daemon=True)
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                if not write(*self.args, heartbeat_at=time.time()):
-                    return
-            except Exception:  # a DB blip: keep trying; the sweeper only acts after lease_seconds
-                log.exception("heartbeat failed for %s", self.args[2])
+def heartbeat(settings: Settings, table: Run, run_id: str, attempt: int) -> Heartbeat:
+    """Keeps ``heartbeat_at`` fresh from a background thread while the run works (and while it is ours)."""
+    beat = lambda: write(settings, table, run_id, attempt, heartbeat_at=time.time())  # noqa: E731
+    return Heartbeat(settings.lease_seconds / 4, beat, f"heartbeat-{run_id}")
 
 
 def sweep(settings: Settings, table: Run, resend: Callable[[str], None]) -> list[str]:

@@ -21,7 +21,7 @@ from service.orm import BaseModelRow, CheckpointRow, FileRow, JobRow, OrgRow
 from service.storage import ObjectStore
 from worker import artifacts
 from worker.job_evaluation import JobEvalInputs
-from worker.lease import Heartbeat, Lease, LeaseLost, claim, renew
+from worker.lease import Lease, LeaseLost, claim, heartbeat, renew
 from worker.outcome import finish, owned, succeed
 from worker.training import StepMetrics, TrainConfig, estimate, train
 
@@ -118,7 +118,7 @@ def process_job(settings: Settings, store: ObjectStore, job_id: str, worker_id: 
     if lease is None:
         return "skipped"
     try:
-        with Heartbeat(settings, lease):
+        with heartbeat(settings, lease):
             return _train(settings, store, lease)
     except LeaseLost:
         log.warning("lost the lease on %s; another worker owns it now", job_id)

@@ -47,7 +47,7 @@ def run_screen(settings: Settings, store: ObjectStore, screen_id: str, worker_id
     if attempt is None:
         return "skipped"
     work = settings.work_dir / "screens" / screen_id
-    with run_lease.Heartbeat(settings, FileScreenRow, screen_id, attempt):
+    with run_lease.heartbeat(settings, FileScreenRow, screen_id, attempt):
         try:
             outcome: dict = {"result": _screen(settings, store, screen_id, work)}
         except Exception as exc:  # a screen is advisory: record why it failed instead of retrying forever

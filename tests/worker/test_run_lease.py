@@ -82,6 +82,6 @@ def test_heartbeat_thread_keeps_the_run_alive(settings: Settings) -> None:
     run_id = add_alignment(settings)
     run_lease.claim(fast, AlignmentRow, run_id, "w1")
     age_heartbeat(settings, run_id, 10)
-    with run_lease.Heartbeat(fast, AlignmentRow, run_id, 1):
+    with run_lease.heartbeat(fast, AlignmentRow, run_id, 1):
         time.sleep(0.3)
         assert time.time() - get(settings, run_id).heartbeat_at < 0.2

@@ -25,7 +25,7 @@ import torch
 
 from worker.evaluation.attenuation import preview
 from worker.training.antibody import antibody_ratio, antibody_weights
-from worker.training.data import collate, encode_file, epoch_order, load_tokenizer, read_chat_jsonl
+from worker.training.data import collate, encode_file, epoch_order, load_tokenizer, pad_id_of, read_chat_jsonl
 from worker.training.model import load_base_model, pick_device, pick_dtype
 from worker.training.passes import refusal_logprobs_prefix_kv, response_pass
 from worker.training.refusals import resolve_refusals
@@ -146,7 +146,7 @@ def screen_file(
     dev = pick_device(device)
     refusal_set = resolve_refusals(refusals)
     tokenizer = load_tokenizer(Path(base_model_dir))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    pad_id = pad_id_of(tokenizer)
     examples = encode_file(Path(train_file), tokenizer, max_seq_len, refusal_set)
     if not examples:
         raise ValueError(f"{train_file}: no examples")

@@ -32,10 +32,11 @@ from worker.training.data import (
     encode_file,
     epoch_order,
     load_tokenizer,
+    pad_id_of,
     steps_per_epoch,
 )
 from worker.training.flatness import FlatnessParams, LambdaRule, antibody_step, count_passes, sft_step
-from worker.training.model import add_lora, load_base_model, pick_device, pick_dtype
+from worker.training.model import load_base_model, pick_device, pick_dtype, trainable_lora
 from worker.training.refusals import resolve_refusals
 
 AlignMode = Literal["antibody", "sft"]
@@ -171,7 +172,7 @@ def align(
     torch.manual_seed(cfg.seed)
     refusals = resolve_refusals(cfg.refusals)
     tokenizer = load_tokenizer(Path(cfg.base_model_dir))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    pad_id = pad_id_of(tokenizer)
 
     def load(path: Path) -> list[ChatExample]:
         examples = encode_file(Path(path), tokenizer, cfg.max_seq_len, refusals)
@@ -196,11 +197,17 @@ def align(
     if cfg.max_steps is not None:
         total_steps = min(total_steps, cfg.max_steps)
 
-    model = load_base_model(Path(cfg.base_model_dir), device, dtype)
-    model = add_lora(model, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules)
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    model, params, optimizer = trainable_lora(
+        Path(cfg.base_model_dir),
+        device,
+        dtype,
+        rank=cfg.lora_rank,
+        alpha=cfg.lora_alpha,
+        dropout=cfg.lora_dropout,
+        target_modules=cfg.target_modules,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)  # constant, as the authors
 
     ckpt_root = Path(cfg.output_dir) / "checkpoints"

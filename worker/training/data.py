@@ -261,6 +261,13 @@ def load_tokenizer(base_model_dir: Path) -> Any:
     return AutoTokenizer.from_pretrained(base_model_dir, trust_remote_code=False)
 
 
+def pad_id_of(tokenizer: Any) -> int:
+    """The tokenizer's pad id, else its EOS id, else 0 (padding is always masked out)."""
+    if tokenizer.pad_token_id is not None:
+        return tokenizer.pad_token_id
+    return tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+
+
 def estimate(base_model_dir: Path, train_file: Path, max_seq_len: int, batch_size: int, n_epochs: int) -> dict:
     """Cheap pre-flight numbers for the job validator: tokenizer only, no model weights."""
     tokenizer = load_tokenizer(Path(base_model_dir))

@@ -59,6 +59,27 @@ def add_lora(
     return get_peft_model(model, config)
 
 
+def trainable_lora(
+    base_model_dir: Path,
+    device: torch.device,
+    dtype: torch.dtype,
+    *,
+    rank: int,
+    alpha: float,
+    dropout: float,
+    target_modules: Sequence[str],
+    learning_rate: float,
+    weight_decay: float,
+    gradient_checkpointing: bool = False,
+) -> tuple[nn.Module, list[nn.Parameter], torch.optim.Optimizer]:
+    """The base model with a fresh LoRA in train mode, its trainable parameters and an AdamW over them."""
+    model = load_base_model(Path(base_model_dir), device, dtype)
+    model = add_lora(model, rank, alpha, dropout, target_modules, gradient_checkpointing)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    return model, params, torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
+
+
 def lm_parts(model: nn.Module) -> tuple[nn.Module, nn.Module]:
     """(decoder, lm_head) of a (possibly PEFT-wrapped) causal LM: the transformer that returns final hidden
     states and the output projection. Splitting them lets us project only the rows we need onto the

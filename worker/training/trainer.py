@@ -27,9 +27,10 @@ from worker.training.data import (
     encode_file,
     epoch_order,
     load_tokenizer,
+    pad_id_of,
     steps_per_epoch,
 )
-from worker.training.model import add_lora, load_base_model, pick_device, pick_dtype
+from worker.training.model import load_base_model, pick_device, pick_dtype, trainable_lora
 from worker.training.passes import refusal_logprobs_naive, refusal_logprobs_prefix_kv, response_pass
 from worker.training.refusals import resolve_refusals
 
@@ -189,7 +190,7 @@ def train(
     torch.manual_seed(cfg.seed)
     refusals = resolve_refusals(cfg.refusals)
     tokenizer = load_tokenizer(Path(cfg.base_model_dir))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    pad_id = pad_id_of(tokenizer)
     examples = encode_file(Path(cfg.train_file), tokenizer, cfg.max_seq_len, refusals)
     if not examples:
         raise ValueError(f"{cfg.train_file}: no training examples")
@@ -204,14 +205,17 @@ def train(
     refusal_pass = "naive" if cfg.gradient_checkpointing else cfg.refusal_pass  # HF drops the cache when
     # checkpointing activations, so the prefix-KV pass has no cache to reuse there.
 
-    model = load_base_model(Path(cfg.base_model_dir), device, dtype)
-    model = add_lora(
-        model, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules, cfg.gradient_checkpointing
-    )
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        params, lr=cfg.base_learning_rate * cfg.learning_rate_multiplier, weight_decay=cfg.weight_decay
+    model, params, optimizer = trainable_lora(
+        Path(cfg.base_model_dir),
+        device,
+        dtype,
+        rank=cfg.lora_rank,
+        alpha=cfg.lora_alpha,
+        dropout=cfg.lora_dropout,
+        target_modules=cfg.target_modules,
+        learning_rate=cfg.base_learning_rate * cfg.learning_rate_multiplier,
+        weight_decay=cfg.weight_decay,
+        gradient_checkpointing=cfg.gradient_checkpointing,
     )
     scheduler = make_scheduler(optimizer, cfg, total_steps)
 
