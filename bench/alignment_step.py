@@ -15,8 +15,6 @@ A step is forward(s) + backward(s) + gradient clipping + AdamW. Reported per con
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import statistics
 import sys
 import time
@@ -27,27 +25,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from antibody_overhead import SHAPES, make_batch  # noqa: E402
+from common import SHAPES, add_step_args, config_row, make_batch, random_lora_model, run_plan  # noqa: E402
 
 from worker.training.flatness import FlatnessParams, antibody_step, count_passes, sft_step  # noqa: E402
 from worker.training.memory_meter import measure_peak  # noqa: E402
-from worker.training.model import add_lora  # noqa: E402
 
 CPU_DEFAULT = [("tiny", 8, 128), ("smollm2", 4, 128)]
 
 
 def build(shape: str, device: torch.device, dtype: torch.dtype, rank: int, alpha: float):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = LlamaForCausalLM(LlamaConfig(max_position_embeddings=4096, **SHAPES[shape])).to(dtype)
-    model = add_lora(model, rank, alpha, 0.0, ("q_proj", "k_proj", "v_proj"))
-    with torch.no_grad():  # a trained-looking adapter, so that LoRA is not a no-op
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(std=0.01)
-    model.train()
+    model = random_lora_model(shape, device, dtype, rank, alpha, ("q_proj", "k_proj", "v_proj"))
     params = [p for p in model.parameters() if p.requires_grad]
     return model, params, torch.optim.AdamW(params, lr=1e-6, weight_decay=0.1)
 
@@ -73,11 +60,7 @@ def run(shape: str, batch: int, seq_len: int, device: torch.device, dtype: torch
 
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     row: dict = {
-        "device": device_name(device),
-        "shape": shape,
-        "dtype": str(dtype).replace("torch.", ""),
-        "batch": batch,
-        "seq_len": seq_len,
+        **config_row(device, shape, dtype, batch, seq_len),
         "lora_rank": args.lora_rank,
         "lora_targets": "q,k,v",
         "steps": args.steps,
@@ -111,47 +94,11 @@ def run(shape: str, batch: int, seq_len: int, device: torch.device, dtype: torch
     return row
 
 
-def device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--shape", action="append", choices=sorted(SHAPES), help="repeatable")
-    parser.add_argument("--config", action="append", help="BATCHxSEQ_LEN, repeatable (default 16x256)")
-    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto")
-    parser.add_argument("--lora-rank", type=int, default=32)
+    add_step_args(parser, default_config_help="16x256", lora_rank=32)
     parser.add_argument("--lora-alpha", type=float, default=4.0)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--out", type=Path, default=None, help="write the JSON list here")
-    parser.add_argument("--save", action="store_true", help="write bench/results/alignment_step-<device>.json")
-    args = parser.parse_args()
-
-    device = torch.device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(
-        args.dtype, torch.bfloat16 if device.type == "cuda" else torch.float32
-    )
-    configs = [tuple(int(x) for x in c.lower().split("x")) for c in (args.config or [])]
-    if args.shape:
-        plan = [(s, b, t) for s in args.shape for b, t in (configs or [(16, 256)])]
-    else:
-        plan = CPU_DEFAULT if device.type == "cpu" else [("1b", 16, 256)]
-    rows = []
-    for shape, b, t in plan:
-        rows.append(run(shape, b, t, device, dtype, args))
-        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    text = json.dumps(rows, indent=1)
-    print(text)
-    name = "alignment_step-" + re.sub(r"[^a-z0-9]+", "-", device_name(device).lower()).strip("-") + ".json"
-    out = args.out or (Path(__file__).parent / "results" / name if args.save else None)
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + "\n")
+    run_plan("alignment_step", parser.parse_args(), run, default_configs=[(16, 256)], cpu_default=CPU_DEFAULT)
 
 
 if __name__ == "__main__":
