@@ -193,3 +193,16 @@ class AlignmentRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     heartbeat_at: Mapped[float | None] = mapped_column(default=None)
     worker_id: Mapped[str | None] = mapped_column(String(200), default=None)
+
+
+class WorkerRow(Base):
+    """A worker process, upserted by its sweeper thread (worker/registry.py); alive while last_seen_at is fresh."""
+
+    __tablename__ = "workers"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)  # the worker_id it writes on the runs it claims
+    hostname: Mapped[str] = mapped_column(String(255))
+    gpu_classes: Mapped[str] = mapped_column(String(400))  # comma-separated, as given to `ftaas worker`
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[int] = mapped_column(BigInteger)
+    last_seen_at: Mapped[float] = mapped_column(index=True)
+    current_task: Mapped[str | None] = mapped_column(String(400), default=None)  # e.g. "ftaas.process_job(ftjob-…)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import subprocess
 import sys
 import threading
@@ -12,13 +13,14 @@ import uuid
 import click
 
 from service.config import Settings, get_settings
+from worker import registry
 
 log = logging.getLogger(__name__)
 
 
-def start_sweeper(settings: Settings) -> threading.Thread:
+def start_sweeper(settings: Settings, info: registry.WorkerInfo | None = None) -> threading.Thread:
     """Every worker sweeps: re-queues jobs whose lease expired and re-sends jobs no worker took; re-queues
-    screens and alignments whose worker stopped beating."""
+    screens and alignments whose worker stopped beating. It also keeps the worker's registry row fresh."""
     from service.base_models.alignments import resend as resend_alignment
     from service.files.screen_queue import resend_screen
     from service.orm import AlignmentRow, FileScreenRow
@@ -29,6 +31,8 @@ def start_sweeper(settings: Settings) -> threading.Thread:
     def loop() -> None:
         while True:
             try:
+                if info is not None:
+                    registry.beat(settings, info, registry.current_task())
                 sweep(settings, lambda job_id: resend_job(settings, job_id))
                 run_lease.sweep(settings, FileScreenRow, lambda run_id: resend_screen(settings, run_id))
                 run_lease.sweep(settings, AlignmentRow, lambda run_id: resend_alignment(settings, run_id))
@@ -56,8 +60,14 @@ def worker_command(gpu_classes: str | None, name: str | None, loglevel: str) -> 
     upgrade(settings.database_url)
     runner.warm_up(settings, store_for(settings.storage_url, settings.s3_endpoint_url, settings.s3_region))
     logging.basicConfig(level=loglevel)
-    queues = [f"gpu.{c.strip()}" for c in (gpu_classes or settings.worker_gpu_classes).split(",") if c.strip()]
-    start_sweeper(settings)
+    classes = [c.strip() for c in (gpu_classes or settings.worker_gpu_classes).split(",") if c.strip()]
+    queues = [f"gpu.{c}" for c in classes]
+    # Celery would expand %h the same way; naming the node here lets the registry row match the runs' worker_id.
+    nodename = f"{name or 'ftaas-' + uuid.uuid4().hex[:6]}@{socket.gethostname()}"
+    info = registry.WorkerInfo.this_process(nodename, ",".join(classes))
+    registry.beat(settings, info)
+    registry.track_tasks(settings, info)
+    start_sweeper(settings, info)
     app_for(settings).worker_main(
         [
             "worker",
@@ -66,7 +76,7 @@ def worker_command(gpu_classes: str | None, name: str | None, loglevel: str) -> 
             "--without-gossip",
             "--without-mingle",
             f"--queues={','.join(queues + ['webhooks'])}",
-            f"--hostname={name or 'ftaas-' + uuid.uuid4().hex[:6]}@%h",
+            f"--hostname={nodename}",
             f"--loglevel={loglevel}",
         ]
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -16,16 +17,21 @@ from service.storage import open_store
 DEMO_MODEL = "smollm2-135m-antibody"
 
 
-def _demo_key(settings: Settings) -> str:
-    """A demo org key, created once and kept in FTAAS_HOME (the DB stores only its hash)."""
-    path = Path(settings.home) / "demo-api-key"
+def _kept_key(settings: Settings, filename: str, org: str, *, admin: bool = False) -> tuple[str, Path]:
+    """A key created once and kept in FTAAS_HOME, readable by its owner only (the DB stores only its hash)."""
+    path = Path(settings.home) / filename
     if path.exists():
-        return path.read_text().strip()
+        return path.read_text().strip(), path
     with session_scope(settings.database_url) as session:
-        key = create_key(session, "demo")
-    path.write_text(key + "\n")
-    path.chmod(0o600)
-    return key
+        key = create_key(session, org, admin=admin)
+    # Written owner-only from the first byte, then renamed: a reader never sees it empty or world-readable.
+    tmp = path.with_name(f".{filename}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    os.replace(tmp, path)
+    return key, path
 
 
 def prepare(settings: Settings, public_url: str) -> None:
@@ -56,8 +62,11 @@ def prepare(settings: Settings, public_url: str) -> None:
             f"Aligned: HS {before['hs']:.0f}% → {after['hs']:.0f}% (keyword judge), benign refusals "
             f"{before['benign_refusal_rate']:.0f}% → {after['benign_refusal_rate']:.0f}%"
         )
-    key = _demo_key(settings)
+    key, _ = _kept_key(settings, "demo-api-key", "demo")
+    _, admin_key_path = _kept_key(settings, "admin-api-key", "ops", admin=True)
     click.echo(f"API:        {public_url}/v1   (OpenAI-compatible; docs at {public_url}/docs)")
+    click.echo(f"Dashboard:  {public_url}/dashboard (log in with an admin key)")
+    click.echo(f"Admin key:  in {admin_key_path} (mode 0600; for the dashboard and /v1/admin)")
     click.echo(f"Base model: {DEMO_MODEL} (pre-aligned)")
     click.echo(f"Demo key:   {key}")
     click.echo(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
 from pathlib import Path
 
 from celery import shared_task
@@ -18,7 +17,7 @@ from service.files import screening
 from service.files.screen_queue import SCREEN_FILE
 from service.orm import FileScreenRow
 from service.storage import ObjectStore
-from worker import artifacts, run_lease
+from worker import artifacts, registry, run_lease
 from worker.tasks import store_for
 
 log = logging.getLogger(__name__)
@@ -64,4 +63,4 @@ def run_screen(settings: Settings, store: ObjectStore, screen_id: str, worker_id
 def screen_file(screen_id: str) -> str:
     settings = get_settings()
     store = store_for(settings.storage_url, settings.s3_endpoint_url, settings.s3_region)
-    return run_screen(settings, store, screen_id, f"{socket.gethostname()}:{screen_file.request.hostname}")
+    return run_screen(settings, store, screen_id, registry.worker_id(screen_file.request.hostname))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from functools import lru_cache
 
 from celery import shared_task
@@ -10,6 +9,7 @@ from celery import shared_task
 from service.config import get_settings
 from service.queue import ALIGN_BASE_MODEL, PROCESS_JOB
 from service.storage import ObjectStore, open_store
+from worker import registry
 
 
 @lru_cache
@@ -25,7 +25,7 @@ def process_job(job_id: str) -> str:
 
     settings = get_settings()
     store = store_for(settings.storage_url, settings.s3_endpoint_url, settings.s3_region)
-    return run(settings, store, job_id, worker_id=f"{socket.gethostname()}:{process_job.request.hostname}")
+    return run(settings, store, job_id, worker_id=registry.worker_id(process_job.request.hostname))
 
 
 @shared_task(name=ALIGN_BASE_MODEL, acks_late=True, ignore_result=True)
@@ -33,5 +33,4 @@ def align_base_model(alignment_id: str) -> str:
     """Provider alignment job (Antibody stage 1) on a GPU queue; the result is registered as pre-aligned."""
     from worker.alignment_runner import run_queued
 
-    worker_id = f"{socket.gethostname()}:{align_base_model.request.hostname}"
-    return run_queued(get_settings(), alignment_id, worker_id)
+    return run_queued(get_settings(), alignment_id, registry.worker_id(align_base_model.request.hostname))

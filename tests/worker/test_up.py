@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
@@ -86,6 +87,17 @@ def test_embedded_up_trains_a_job_on_smollm2(tmp_path: Path) -> None:
         assert time.monotonic() - created < 600
         assert job.fine_tuned_model in [m.id for m in client.models.list()]
         assert [e.data["step"] for e in client.fine_tuning.jobs.list_events(job.id) if e.type == "metrics"] == [3]
+
+        # The provider's side: the printed dashboard URL, an owner-only admin key, the worker and the job on it.
+        assert f"Dashboard:  http://127.0.0.1:{port}/dashboard" in (tmp_path / "up.log").read_text()
+        admin_key = tmp_path / ".ftaas" / "admin-api-key"
+        assert admin_key.stat().st_mode & 0o777 == 0o600
+        dashboard = httpx.get(
+            f"http://127.0.0.1:{port}/v1/admin/dashboard",
+            headers={"Authorization": f"Bearer {admin_key.read_text().strip()}"},
+        ).json()
+        assert [w["alive"] for w in dashboard["workers"]] == [True]
+        assert (dashboard["jobs"][0]["id"], dashboard["jobs"][0]["status"]) == (job.id, "succeeded")
     finally:
         os.killpg(up.pid, signal.SIGTERM)
         try:

@@ -1,0 +1,78 @@
+"""HTML for the dashboard: a Jinja environment (autoescaped), small display filters, and strict page headers."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+
+from service.dashboard.schemas import Dashboard
+
+REFRESH_SECONDS = 5
+
+
+def ago(ts: float | None, now: float | None = None) -> str:
+    if ts is None:
+        return "–"
+    s = max(0, int((time.time() if now is None else now) - ts))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s // size}{unit} ago"
+    return f"{s}s ago"
+
+
+def utc(ts: float | None) -> str:
+    return "–" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}%"
+
+
+def delta(value: float | None, base: float | None) -> str:
+    return "" if value is None or base is None else f"{value - base:+.1f}"
+
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+_env.filters.update(ago=ago, utc=utc, pct=pct, delta=delta)
+
+
+def _html(template: str, status_code: int, **context: Any) -> HTMLResponse:
+    nonce = secrets.token_urlsafe(16)
+    body = _env.get_template(template).render(nonce=nonce, refresh_s=REFRESH_SECONDS, **context)
+    headers = {
+        # Inline CSS, one inline script with a per-response nonce, nothing from elsewhere, no framing.
+        "Content-Security-Policy": (
+            f"default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-{nonce}'; connect-src 'self'; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        ),
+        "Cache-Control": "no-store",
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+    }
+    return HTMLResponse(body, status_code=status_code, headers=headers)
+
+
+def login_page(request: Request, message: str | None = None, status_code: int = 200) -> HTMLResponse:
+    return _html("login.html", status_code, message=message, login_url=request.url_for("dashboard_login").path)
+
+
+def dashboard_page(request: Request, data: Dashboard, org_name: str) -> HTMLResponse:
+    return _html(
+        "dashboard.html",
+        200,
+        d=data,
+        org_name=org_name,
+        logout_url=request.url_for("dashboard_logout").path,
+        json_url=request.url_for("admin_dashboard").path,
+    )

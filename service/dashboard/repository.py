@@ -1,0 +1,40 @@
+"""All SQL for the ops dashboard: read-only, across every org."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.orm import AlignmentRow, BaseModelRow, FileScreenRow, JobRow, OrgRow, WorkerRow
+
+
+def count_by_status(session: Session, table: type[JobRow] | type[FileScreenRow]) -> dict[str, int]:
+    rows = session.execute(select(table.status, func.count()).group_by(table.status)).all()
+    return {status: n for status, n in rows}
+
+
+def recent_jobs(session: Session, limit: int) -> list[tuple[JobRow, str]]:
+    """The newest jobs of every org, with the org's name."""
+    query = select(JobRow, OrgRow.name).join(OrgRow, OrgRow.id == JobRow.org_id).order_by(JobRow.seq.desc())
+    return [(job, org) for job, org in session.execute(query.limit(limit)).all()]
+
+
+def workers(session: Session, limit: int) -> list[WorkerRow]:
+    return list(session.scalars(select(WorkerRow).order_by(WorkerRow.last_seen_at.desc()).limit(limit)))
+
+
+def running_jobs(session: Session) -> list[Any]:
+    """(id, model, status, worker_id) of every running job; few at a time, one per busy worker."""
+    query = select(JobRow.id, JobRow.model, JobRow.status, JobRow.worker_id).where(JobRow.status == "running")
+    return list(session.execute(query).all())
+
+
+def recent_alignments(session: Session, limit: int) -> list[AlignmentRow]:
+    query = select(AlignmentRow).order_by(AlignmentRow.created_at.desc(), AlignmentRow.id.desc())
+    return list(session.scalars(query.limit(limit)))
+
+
+def base_models(session: Session) -> list[BaseModelRow]:
+    return list(session.scalars(select(BaseModelRow).order_by(BaseModelRow.created_at, BaseModelRow.name)))

@@ -1,0 +1,160 @@
+"""Assemble the ops dashboard snapshot: broker queues, workers, recent jobs with their safety results, alignments."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from service.config import Settings
+from service.dashboard import queues, repository
+from service.dashboard.schemas import (
+    Alignment,
+    BaseModelSummary,
+    Dashboard,
+    Evaluation,
+    Job,
+    QueueDepth,
+    Queues,
+    Worker,
+    WorkerJob,
+)
+from service.orm import AlignmentRow, BaseModelRow, FileScreenRow, JobRow, WorkerRow
+from service.queue import queue_for
+
+log = logging.getLogger(__name__)
+
+JOBS_SHOWN = 50
+ALIGNMENTS_SHOWN = 20
+WORKERS_SHOWN = 100
+SAFETY_GATE_CODE = "safety_evaluation_failed"  # worker/outcome.py: trained, evaluated, not deployed
+WEBHOOKS_QUEUE = "webhooks"  # worker/webhooks.py QUEUE: webhook retries, consumed by every worker
+
+
+def snapshot(session: Session, settings: Settings) -> Dashboard:
+    """Everything the provider watches, read in one transaction (plus one broker read)."""
+    at = time.time()
+    base_rows = repository.base_models(session)
+    worker_rows = repository.workers(session, WORKERS_SHOWN)
+    alignment_rows = repository.recent_alignments(session, ALIGNMENTS_SHOWN)
+    gpu_classes = (
+        {r.gpu_class for r in base_rows}
+        | {c for w in worker_rows for c in _classes(w.gpu_classes)}
+        | {a.gpu_class for a in alignment_rows if a.status == "queued"}
+    )
+    workers = _workers(session, settings, worker_rows, at)
+    return Dashboard(
+        generated_at=at,
+        lease_seconds=settings.lease_seconds,
+        queues=_queues(session, settings, queue_names(gpu_classes), workers),
+        workers=workers,
+        jobs=[_job(job, org) for job, org in repository.recent_jobs(session, JOBS_SHOWN)],
+        alignments=[_alignment(r) for r in alignment_rows],
+        base_models=[_base_model(r) for r in base_rows],
+        screens_by_status=repository.count_by_status(session, FileScreenRow),
+    )
+
+
+def queue_names(gpu_classes: set[str]) -> list[str]:
+    """gpu.default, then the queue of every GPU class a base model, a worker or a waiting alignment names, then
+    webhooks."""
+    return [queue_for("default")] + [queue_for(c) for c in sorted(gpu_classes - {"default"})] + [WEBHOOKS_QUEUE]
+
+
+def _queues(session: Session, settings: Settings, names: list[str], workers: list[Worker]) -> Queues:
+    error = None
+    try:
+        counts: dict[str, int | None] = dict(queues.waiting(settings, names))
+    except Exception as exc:  # the page must still show the DB side when the broker is down
+        log.warning("could not read broker queue depths: %s", exc)
+        counts, error = {}, f"{type(exc).__name__}: {exc}"
+    return Queues(
+        broker=queues.broker_kind(settings.broker_url),
+        broker_error=error,
+        queues=[QueueDepth(name=n, waiting=counts.get(n), live_workers=_consumers(n, workers)) for n in names],
+        jobs_by_status=repository.count_by_status(session, JobRow),
+    )
+
+
+def _consumers(queue: str, workers: list[Worker]) -> int:
+    """Every worker consumes the webhooks queue and the gpu.<class> queues of its classes."""
+    return sum(w.alive and (queue == WEBHOOKS_QUEUE or queue in map(queue_for, w.gpu_classes)) for w in workers)
+
+
+def _classes(gpu_classes: str) -> list[str]:
+    return [c.strip() for c in gpu_classes.split(",") if c.strip()]
+
+
+def _workers(session: Session, settings: Settings, rows: list[WorkerRow], at: float) -> list[Worker]:
+    running: dict[str, list[WorkerJob]] = {}
+    for job_id, model, status, worker_id in repository.running_jobs(session):
+        running.setdefault(worker_id or "", []).append(WorkerJob(id=job_id, model=model, status=status))
+    return [
+        Worker(
+            id=w.id,
+            hostname=w.hostname,
+            gpu_classes=_classes(w.gpu_classes),
+            pid=w.pid,
+            started_at=w.started_at,
+            last_seen_at=w.last_seen_at,
+            last_seen_age_s=round(max(0.0, at - w.last_seen_at), 1),
+            alive=at - w.last_seen_at <= 2 * settings.lease_seconds,
+            current_task=w.current_task,
+            jobs=running.get(w.id, []),
+        )
+        for w in rows
+    ]
+
+
+def _job(row: JobRow, org: str) -> Job:
+    error = row.error or {}
+    summary = row.evaluation
+    return Job(
+        id=row.id,
+        org=org,
+        model=row.model,
+        status=row.status,
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+        trained_tokens=row.trained_tokens,
+        worker_id=row.worker_id,
+        error_code=error.get("code"),
+        error_message=error.get("message"),
+        evaluation=Evaluation(**{k: summary.get(k) for k in Evaluation.model_fields}) if summary else None,
+        safety_gate_failed=error.get("code") == SAFETY_GATE_CODE,
+    )
+
+
+def _alignment(row: AlignmentRow) -> Alignment:
+    return Alignment(
+        id=row.id,
+        name=row.name,
+        status=row.status,
+        phase=row.phase,
+        step=row.step,
+        total_steps=row.total_steps,
+        gpu_class=row.gpu_class,
+        worker_id=row.worker_id,
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+        error=row.error,
+    )
+
+
+def _hs(manifest: dict[str, Any], when: str) -> float | None:
+    section = manifest.get(when) if isinstance(manifest, dict) else None
+    value = section.get("hs") if isinstance(section, dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _base_model(row: BaseModelRow) -> BaseModelSummary:
+    return BaseModelSummary(
+        name=row.name,
+        aligned=row.aligned,
+        gpu_class=row.gpu_class,
+        hs_before=_hs(row.manifest, "before"),
+        hs_after=_hs(row.manifest, "after"),
+        created_at=row.created_at,
+    )
