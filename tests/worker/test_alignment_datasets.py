@@ -91,16 +91,19 @@ def test_provider_eval_prompts_must_not_overlap_alignment(tmp_path: Path) -> Non
 
 
 def test_retain_instructions_are_disjoint_from_every_benign_evaluation_prompt() -> None:
-    from worker.alignment_prompts import EVERYDAY_INSTRUCTIONS, RETAIN_INSTRUCTIONS
+    from worker.alignment_prompts import EVERYDAY_INSTRUCTIONS, RETAIN_IMPERATIVE, RETAIN_INSTRUCTIONS
 
     bench_prose = Path(__file__).parents[2] / "bench" / "data" / "everyday_prose.jsonl"
     held_out = list(EVERYDAY_INSTRUCTIONS) + [
         ad.first_user_message(json.loads(line)) for line in bench_prose.read_text().splitlines()
     ]
     index = ad.NearIndex(held_out)
-    assert len(RETAIN_INSTRUCTIONS) >= 50
-    assert len({ad.normalise(p) for p in RETAIN_INSTRUCTIONS}) == len(RETAIN_INSTRUCTIONS)
-    assert [p for p in RETAIN_INSTRUCTIONS if index.matches(p)] == []
+    retain = RETAIN_INSTRUCTIONS + RETAIN_IMPERATIVE
+    assert len(retain) >= 100
+    assert len({ad.normalise(p) for p in retain}) == len(retain)
+    assert [p for p in retain if index.matches(p)] == []
+    harmful = ad.NearIndex(ad.harmbench_prompts() + [a["prompt"] for a in assets.advbench_prompts()])
+    assert [p for p in retain if harmful.matches(p)] == []  # look-alikes in form, not near-duplicates
 
 
 def test_retain_records_join_d_align_as_given() -> None:
@@ -110,3 +113,10 @@ def test_retain_records_join_d_align_as_given() -> None:
     assert len(splits.align) == 40 and len(splits.align_benign) == round(0.25 / 0.75 * 40) + 1
     assert "1 self-distilled everyday answers" in splits.sources["align"]
     assert splits.overlaps() == []
+
+
+def test_donotanswer_can_be_left_out_of_d_align() -> None:
+    splits = ad.builtin_splits(seed=0, max_align=60, donotanswer=False)
+    advbench = {ad.normalise(a["prompt"]) for a in assets.advbench_prompts()}
+    assert len(splits.align) == 60 and set(_prompts(splits.align)) <= advbench
+    assert "DoNotAnswer" not in splits.sources["align"]
