@@ -35,11 +35,11 @@ class AlignmentSpec:
     lora_rank: int = 16
     lora_alpha: float = 32.0
     max_seq_len: int = 128
-    max_align: int | None = 160  # harmful → refusal pairs in D_align (None = all ~1,000)
-    benign_fraction: float = 0.33  # reasoning-gym (prompt, answer) share of the harmful + reasoning-gym pairs
+    max_align: int | None = 120  # harmful → refusal pairs in D_align (None = all)
+    benign_fraction: float = 0.25  # reasoning-gym (prompt, answer) share of the harmful + reasoning-gym pairs
     retain_everyday: bool = True  # + the source model's own answers to RETAIN_INSTRUCTIONS (self-distilled)
     retain_max_new_tokens: int = 96
-    donotanswer: bool = True  # DoNotAnswer prompts in D_align besides AdvBench
+    donotanswer: bool = False  # DoNotAnswer prompts in D_align besides AdvBench (more over-refusal on CPU budgets)
     eval_harmful: int = 100  # held-out harmful prompts for HS before/after
     eval_benign: int = 50  # benign prompts for the over-refusal check
     max_new_tokens: int = 64
