@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     demo_align_steps: int = 40
     demo_eval_harmful: int = 100
     demo_eval_benign: int = 50
+    demo_retain_max_new_tokens: int = 96  # self-distilled everyday answers in D_align (tests shorten them)
 
     # Secret used to sign artifact download links and webhooks; must be set outside dev.
     secret_key: str = "dev"

@@ -55,6 +55,7 @@ def prepare(settings: Settings, public_url: str) -> None:
             max_steps=settings.demo_align_steps,
             eval_harmful=settings.demo_eval_harmful,
             eval_benign=settings.demo_eval_benign,
+            retain_max_new_tokens=settings.demo_retain_max_new_tokens,
         )
         row = run_and_publish(settings, spec, progress=rich_progress())
         before, after = row["manifest"]["before"], row["manifest"]["after"]

@@ -28,6 +28,7 @@ def test_embedded_up_trains_a_job_on_smollm2(tmp_path: Path) -> None:
         "FTAAS_DEMO_ALIGN_STEPS": "2",
         "FTAAS_DEMO_EVAL_HARMFUL": "8",
         "FTAAS_DEMO_EVAL_BENIGN": "8",
+        "FTAAS_DEMO_RETAIN_MAX_NEW_TOKENS": "16",
         "FTAAS_EVAL_HARMFUL_PROMPTS": "8",
         "FTAAS_EVAL_MAX_NEW_TOKENS": "32",
     }
