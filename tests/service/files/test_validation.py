@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from service.files import validation
+from service.files import chat_schema
 from service.files.validation import ChatJSONLValidator, LineError, ValidationResult
 
 
@@ -281,9 +281,7 @@ def test_there_are_at_least_thirty_malformed_cases() -> None:
 
 def test_first_problem_of_a_line_is_the_one_reported() -> None:
     error = the_error(messages_line({"role": "bot", "content": 1}, {**ASSISTANT, "weight": 5}))
-    assert error == LineError(
-        2, "messages[0].role", 'must be one of system, user, assistant, tool (got "bot")'
-    )
+    assert error == LineError(2, "messages[0].role", 'must be one of system, user, assistant, tool (got "bot")')
 
 
 # -- file-level problems -------------------------------------------------------------------------------------
@@ -312,9 +310,7 @@ def test_too_few_examples() -> None:
 def test_too_few_valid_examples_counts_the_lines() -> None:
     result = validate(jsonl(*[GOOD] * 9, b"[]"))
     assert result.examples == 9
-    assert result.errors[-1] == LineError(
-        None, None, "at least 10 examples required, got 9 valid out of 10 lines"
-    )
+    assert result.errors[-1] == LineError(None, None, "at least 10 examples required, got 9 valid out of 10 lines")
 
 
 def test_min_examples_is_configurable() -> None:
@@ -398,9 +394,7 @@ VALID = {
         USER, {"role": "assistant", "content": json.dumps({"tool_calls": [TOOL_CALL]}), "weight": 1}
     ),
     "empty strings": example({"role": "user", "content": ""}, {"role": "assistant", "content": ""}),
-    "unicode": example(
-        {"role": "user", "content": "héllo wörld € 😀 日本語"}, {"role": "assistant", "content": "ok"}
-    ),
+    "unicode": example({"role": "user", "content": "héllo wörld € 😀 日本語"}, {"role": "assistant", "content": "ok"}),
     "assistant first": example(ASSISTANT, USER),
     "weight 0 then weight 1 default": example(USER, {**ASSISTANT, "weight": 0}, USER, ASSISTANT),
 }
@@ -433,8 +427,7 @@ def test_openai_only_fields_are_rejected_on_every_line(key: str, obj: dict, fiel
     result = validate(jsonl(*[GOOD] * 2, obj, GOOD, obj), min_examples=3)
     assert result.error_count == 2
     assert [str(e) for e in result.errors] == [
-        f"line {n}, {field}: {what} not supported; this service trains on role, content and weight only"
-        for n in (3, 5)
+        f"line {n}, {field}: {what} not supported; this service trains on role, content and weight only" for n in (3, 5)
     ]
 
 
@@ -453,10 +446,7 @@ def test_a_file_in_openais_function_calling_format_is_rejected() -> None:
         GOOD.join([b""] + [b"\r\n"] * 10),  # CRLF
         jsonl(*[b"  " + GOOD + b"\t"] * 10),  # whitespace around the object
         jsonl(*[json.dumps(example(), ensure_ascii=True, indent=None, separators=(",", ":")).encode()] * 10),
-        jsonl(
-            *[b'{"messages":[{"role":"user","content":"\\ud83d\\ude00 \\u00e9"},' + line(ASSISTANT) + b"]}"]
-            * 10
-        ),
+        jsonl(*[b'{"messages":[{"role":"user","content":"\\ud83d\\ude00 \\u00e9"},' + line(ASSISTANT) + b"]}"] * 10),
     ],
     ids=["no final newline", "crlf", "surrounding whitespace", "compact", "escaped surrogate pair"],
 )
@@ -475,9 +465,7 @@ def test_two_trailing_newlines_make_a_blank_line() -> None:
 
 
 def mixed_file() -> bytes:
-    multibyte = example(
-        {"role": "user", "content": "é€😀" * 50}, {"role": "assistant", "content": "日本語" * 40}
-    )
+    multibyte = example({"role": "user", "content": "é€😀" * 50}, {"role": "assistant", "content": "日本語" * 40})
     return jsonl(
         *[multibyte] * 5,
         GOOD,
@@ -648,5 +636,5 @@ def test_fast_path_accepts_nothing_the_full_check_rejects() -> None:
         obj = rng.choice(list(VALID.values()))
         for _ in range(rng.randint(1, 3)):
             obj = mutate(obj, rng)
-        if validation._fast_ok(obj):
-            validation._check_example(obj)  # must not raise
+        if chat_schema.fast_ok(obj):
+            chat_schema.check_example(obj)  # must not raise
