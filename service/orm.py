@@ -168,6 +168,7 @@ class FileScreenRow(Base):
     # Ownership while running (worker/run_lease.py): the attempt number fences writes, the heartbeat shows life.
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     heartbeat_at: Mapped[float | None] = mapped_column(default=None)
+    enqueued_at: Mapped[float | None] = mapped_column(default=None)  # last publish to the broker
     worker_id: Mapped[str | None] = mapped_column(String(200), default=None)
 
     __table_args__ = (Index("uq_file_screens_file_base", "file_id", "base_model", unique=True),)
@@ -192,6 +193,7 @@ class AlignmentRow(Base):
     finished_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     heartbeat_at: Mapped[float | None] = mapped_column(default=None)
+    enqueued_at: Mapped[float | None] = mapped_column(default=None)  # last publish to the broker
     worker_id: Mapped[str | None] = mapped_column(String(200), default=None)
 
 

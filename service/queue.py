@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.db import after_commit, session_scope
-from service.orm import BaseModelRow, JobRow
+from service.orm import AlignmentRow, BaseModelRow, FileScreenRow, JobRow
 
 log = logging.getLogger(__name__)
 
@@ -39,25 +40,34 @@ def send_task(settings: Settings, task: str, object_id: str, gpu_class: str) -> 
         return False
 
 
-def send_job(settings: Settings, job_id: str, gpu_class: str) -> bool:
-    """Publish the job id now; if the broker is unreachable the sweeper re-sends it."""
-    return send_task(settings, PROCESS_JOB, job_id, gpu_class)
+Published = type[JobRow] | type[FileScreenRow] | type[AlignmentRow]  # tables whose rows carry ``enqueued_at``
+
+
+def enqueue(session: Session, settings: Settings, task: str, table: Published, object_id: str, gpu_class: str) -> None:
+    """Stamp the row's ``enqueued_at`` in this transaction and publish ``task(object_id)`` once it commits.
+
+    If the broker is unreachable the row stays queued; the sweeper re-sends it after ``requeue_after_s``.
+    """
+    session.execute(update(table).where(table.id == object_id).values(enqueued_at=time.time()))
+    after_commit(session, lambda: send_task(settings, task, object_id, gpu_class))
+
+
+def resend(settings: Settings, task: str, table: Published, object_id: str, gpu_class: Select[Any]) -> None:
+    """Publish again (the sweeper), routed by the GPU class ``gpu_class`` selects ("default" if none)."""
+    with session_scope(settings.database_url) as session:
+        found = session.scalar(gpu_class)
+        session.execute(update(table).where(table.id == object_id).values(enqueued_at=time.time()))
+    send_task(settings, task, object_id, found or "default")
 
 
 def enqueue_job(session: Session, settings: Settings, job_id: str, gpu_class: str) -> None:
-    """Mark the job as enqueued in this transaction and publish it once the transaction commits."""
-    session.execute(update(JobRow).where(JobRow.id == job_id).values(enqueued_at=time.time()))
-    after_commit(session, lambda: send_job(settings, job_id, gpu_class))
+    enqueue(session, settings, PROCESS_JOB, JobRow, job_id, gpu_class)
 
 
 def resend_job(settings: Settings, job_id: str) -> None:
-    """Publish a job again (sweeper): routed by its base model's GPU class."""
-    with session_scope(settings.database_url) as session:
-        gpu_class = session.scalar(
-            select(BaseModelRow.gpu_class).join(JobRow, JobRow.model == BaseModelRow.name).where(JobRow.id == job_id)
-        )
-        session.execute(update(JobRow).where(JobRow.id == job_id).values(enqueued_at=time.time()))
-    send_job(settings, job_id, gpu_class or "default")
+    """A job goes to its base model's GPU class."""
+    query = select(BaseModelRow.gpu_class).join(JobRow, JobRow.model == BaseModelRow.name).where(JobRow.id == job_id)
+    resend(settings, PROCESS_JOB, JobRow, job_id, query)
 
 
 def notify_outcome_after_commit(session: Session, settings: Settings, job_id: str, status: str) -> None:

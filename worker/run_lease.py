@@ -4,7 +4,8 @@ A fine-tuning job writes all the time and fences every write with a lease token 
 screen or an alignment writes progress and one final result, so the attempt number is the fence: a worker
 claims ``queued → running`` by bumping ``attempts``, keeps ``heartbeat_at`` fresh from a thread, and writes only
 while the row still carries its attempt. A worker that dies leaves a stale heartbeat; every worker's sweeper
-puts such a run back to ``queued`` and re-sends it, or fails it once ``max_attempts`` workers were lost.
+puts such a run back to ``queued`` and re-sends it, or fails it once ``max_attempts`` workers were lost. It also
+re-sends a queued run that no worker took within ``requeue_after_s`` (``enqueued_at``, stamped at each publish).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from service.config import Settings
 from service.db import session_scope
@@ -77,7 +78,9 @@ def heartbeat(settings: Settings, table: Run, run_id: str, attempt: int) -> Hear
 
 
 def sweep(settings: Settings, table: Run, resend: Callable[[str], None]) -> list[str]:
-    """Re-queue runs whose worker stopped beating (or fail them after ``max_attempts``); returns re-sent ids."""
+    """Re-queue runs whose worker stopped beating (or fail them after ``max_attempts``), and re-send queued runs
+    no worker took within ``requeue_after_s`` (e.g. the broker was down when they were published); returns the
+    re-sent ids."""
     sent = []
     with session_scope(settings.database_url) as session:
         stale = session.execute(select(table.id, table.attempts).where(_stale(table, settings))).all()
@@ -94,6 +97,13 @@ def sweep(settings: Settings, table: Run, resend: Callable[[str], None]) -> list
             if moved == 1 and not gave_up:
                 log.warning("%s %s: worker lost (no heartbeat); re-queued", table.__tablename__, run_id)
                 sent.append(run_id)
+        waiting = session.scalars(
+            select(table.id).where(
+                table.status == "queued",
+                or_(table.enqueued_at.is_(None), table.enqueued_at < time.time() - settings.requeue_after_s),
+            )
+        ).all()
+        sent += [run_id for run_id in waiting if run_id not in sent]
     for run_id in sent:
         resend(run_id)
     return sent

@@ -15,13 +15,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service import queue
 from service.base_models.service import check_name
 from service.config import Settings
-from service.db import after_commit, session_scope
 from service.errors import InvalidRequest, NotFound
 from service.ids import new_id, now
 from service.orm import AlignmentRow
-from service.queue import ALIGN_BASE_MODEL, send_task
+from service.queue import ALIGN_BASE_MODEL, enqueue
 
 PENDING = ("queued", "running")
 
@@ -63,7 +63,7 @@ def start(session: Session, settings: Settings, spec: dict[str, Any], gpu_class:
     row.created_at, row.step, row.attempts = now(), 0, 0
     session.add(row)
     session.flush()
-    after_commit(session, lambda: send_task(settings, ALIGN_BASE_MODEL, row.id, gpu_class))
+    enqueue(session, settings, ALIGN_BASE_MODEL, AlignmentRow, row.id, gpu_class)
     return row
 
 
@@ -80,7 +80,6 @@ def list_recent(session: Session, limit: int = 100) -> list[AlignmentRow]:
 
 
 def resend(settings: Settings, alignment_id: str) -> None:
-    """Publish a re-queued alignment again (the sweeper)."""
-    with session_scope(settings.database_url) as session:
-        gpu_class = session.scalar(select(AlignmentRow.gpu_class).where(AlignmentRow.id == alignment_id))
-    send_task(settings, ALIGN_BASE_MODEL, alignment_id, gpu_class or "default")
+    """Publish again (the sweeper), on the GPU class the run was started for."""
+    query = select(AlignmentRow.gpu_class).where(AlignmentRow.id == alignment_id)
+    queue.resend(settings, ALIGN_BASE_MODEL, AlignmentRow, alignment_id, query)

@@ -13,6 +13,7 @@ makes a duplicate delivery a no-op).
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -103,7 +104,7 @@ def request(session: Session, settings: Settings, principal: Principal, file_id:
     elif row.status == "failed" and _requeue_failed(session, row.id):
         session.refresh(row)
         enqueue_screen(session, settings, row.id, base.gpu_class)
-    elif row.status == "queued" and now() - row.created_at > settings.requeue_after_s:
+    elif row.status == "queued" and (row.enqueued_at or 0) < time.time() - settings.requeue_after_s:
         enqueue_screen(session, settings, row.id, base.gpu_class)
     return row
 

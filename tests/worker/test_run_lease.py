@@ -70,6 +70,26 @@ def test_sweeper_requeues_a_run_whose_worker_stopped_beating_then_gives_up(setti
     assert row.status == "failed" and "lost 2 times" in row.error and row.finished_at
 
 
+def test_sweeper_resends_a_queued_run_no_worker_took(settings: Settings, monkeypatch) -> None:
+    """A publish lost while the broker was down: the run stays queued, and after requeue_after_s it is sent again
+    (the resend stamps enqueued_at, so it is not re-sent on every sweep)."""
+    from service import queue
+    from service.base_models import alignments
+
+    published: list[tuple] = []
+    monkeypatch.setattr(queue, "send_task", lambda _s, task, run_id, gpu: published.append((task, run_id, gpu)))
+    run_id = add_alignment(settings)
+    with session_scope(settings.database_url) as session:
+        session.get(AlignmentRow, run_id).enqueued_at = time.time()  # just published
+    assert run_lease.sweep(settings, AlignmentRow, lambda r: alignments.resend(settings, r)) == []
+    with session_scope(settings.database_url) as session:
+        session.get(AlignmentRow, run_id).enqueued_at = time.time() - settings.requeue_after_s - 1
+    assert run_lease.sweep(settings, AlignmentRow, lambda r: alignments.resend(settings, r)) == [run_id]
+    assert published == [(queue.ALIGN_BASE_MODEL, run_id, "default")]
+    assert get(settings, run_id).enqueued_at > time.time() - 5
+    assert run_lease.sweep(settings, AlignmentRow, lambda r: alignments.resend(settings, r)) == []
+
+
 def test_a_stale_running_run_can_be_claimed_directly(settings: Settings) -> None:
     run_id = add_alignment(settings)
     run_lease.claim(settings, AlignmentRow, run_id, "w1")
