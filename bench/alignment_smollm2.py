@@ -181,8 +181,9 @@ def main() -> None:
             "steps": args.steps,
             "batch": args.batch,
             "max_seq_len": args.max_seq_len,
-            "recipe": "AlignmentSpec defaults: lr 5e-4 constant, LoRA r=16 alpha=32 on q/k/v, rho 0.1, "
-            "lambda rule 'code' (eta 5, EMA 0.99), lambda_refusal 0.05",
+            "recipe": f"AlignmentSpec defaults: lr {spec.learning_rate} constant, LoRA r={spec.lora_rank} "
+            f"alpha={spec.lora_alpha} on {'/'.join(spec.target_modules)}, rho 0.1, lambda rule 'code' (eta 5, "
+            "EMA 0.99), lambda_refusal 0.05",
         },
         "attack": {
             "data": "builtin_splits().attack (PyRIT harmful pairs, disjoint from alignment and evaluation)",

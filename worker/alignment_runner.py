@@ -25,6 +25,7 @@ from service.storage import ObjectStore
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
+ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # Llama-style names
 
 
 @dataclass
@@ -38,6 +39,9 @@ class AlignmentSpec:
     learning_rate: float = 5e-4
     lora_rank: int = 16
     lora_alpha: float = 32.0
+    # Every linear layer, not the authors' q/k/v: on SmolLM2 at this budget, attention-only LoRA learned to refuse
+    # everyday requests too (18–34% of benign prompts), all-linear kept that near 3% (bench/results/alignment_*).
+    target_modules: tuple[str, ...] = ALL_LINEAR
     max_seq_len: int = 128
     max_align: int | None = 120  # harmful → refusal pairs in D_align (None = all)
     benign_fraction: float = 0.25  # reasoning-gym (prompt, answer) share of the harmful + reasoning-gym pairs
@@ -164,6 +168,7 @@ def align_model(
         learning_rate=spec.learning_rate,
         lora_rank=spec.lora_rank,
         lora_alpha=spec.lora_alpha,
+        target_modules=tuple(spec.target_modules),
         max_seq_len=spec.max_seq_len,
         seed=spec.seed,
     )
