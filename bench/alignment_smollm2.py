@@ -183,7 +183,7 @@ def main() -> None:
             "max_seq_len": args.max_seq_len,
             "recipe": f"AlignmentSpec defaults: lr {spec.learning_rate} constant, LoRA r={spec.lora_rank} "
             f"alpha={spec.lora_alpha} on {'/'.join(spec.target_modules)}, rho 0.1, lambda rule 'code' (eta 5, "
-            "EMA 0.99), lambda_refusal 0.05",
+            f"EMA 0.99), lambda_refusal {spec.lambda_refusal}",
         },
         "attack": {
             "data": "builtin_splits().attack (PyRIT harmful pairs, disjoint from alignment and evaluation)",

@@ -39,10 +39,12 @@ class AlignmentSpec:
     learning_rate: float = 5e-4
     lora_rank: int = 16
     lora_alpha: float = 32.0
-    # Every linear layer, not the authors' q/k/v: on SmolLM2 at this budget, attention-only LoRA learned to refuse
-    # everyday requests too (18–34% of benign prompts), all-linear kept that near 3% (bench/results/alignment_*).
+    # Every linear layer, not the authors' q/k/v: on SmolLM2 at this budget, q/k/v LoRA learned to refuse everyday
+    # requests too (18–34% of 65 benign prompts); all-linear refused 3% (SFT) / 8% (Antibody), and with
+    # lambda_refusal 0.02 Antibody 4.6% at HS 4% (bench/results/alignment_sweep-cpu.json).
     target_modules: tuple[str, ...] = ALL_LINEAR
     max_seq_len: int = 128
+    lambda_refusal: float = 0.02  # refusal loss weight at θ_pert (authors: 0.05, which over-refused more here)
     max_align: int | None = 120  # harmful → refusal pairs in D_align (None = all)
     benign_fraction: float = 0.25  # reasoning-gym (prompt, answer) share of the harmful + reasoning-gym pairs
     retain_everyday: bool = True  # + the source model's own answers to RETAIN_INSTRUCTIONS (self-distilled)
@@ -170,6 +172,7 @@ def align_model(
         lora_alpha=spec.lora_alpha,
         target_modules=tuple(spec.target_modules),
         max_seq_len=spec.max_seq_len,
+        lambda_refusal=spec.lambda_refusal,
         seed=spec.seed,
     )
     with _timed(seconds, "align"):
