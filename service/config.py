@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     safety_max_hs_increase: float | None = None  # ... or with HS more than this many points above the base's
 
     # Embedded demo (`ftaas up`): the first start aligns SmolLM2 with this budget (≤ 15 min on 2 CPU cores)
-    demo_align_steps: int = 40
+    demo_align_steps: int = 32  # ~17 s each on 2 cores: the first start took 805 s (README)
     demo_eval_harmful: int = 100
     demo_eval_benign: int = 50
     demo_retain_max_new_tokens: int = 96  # self-distilled everyday answers in D_align (tests shorten them)
