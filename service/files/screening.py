@@ -7,8 +7,8 @@ One screen per (file, base model), computed once by a GPU worker (``worker/scree
      "created_at", "finished_at", "result": {…} | null, "error": str | null}
 
 ``result`` is ``worker.evaluation.prescreen.screen_file``'s dict (schema_version 1). A failed screen is retried by
-the next POST; a queued one that no worker took for ``requeue_after_s`` is re-sent (the worker's compare-and-set
-makes a duplicate delivery a no-op).
+the next POST; a queued one that no worker took for ``requeue_after_s`` is re-sent, by the next POST or by a
+worker's sweeper (the worker's compare-and-set makes a duplicate delivery a no-op).
 """
 
 from __future__ import annotations
