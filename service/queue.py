@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.config import Settings
@@ -50,6 +50,11 @@ def enqueue(session: Session, settings: Settings, task: str, table: Published, o
     """
     session.execute(update(table).where(table.id == object_id).values(enqueued_at=time.time()))
     after_commit(session, lambda: send_task(settings, task, object_id, gpu_class))
+
+
+def unsent_for(table: Published, settings: Settings) -> Any:
+    """SQL condition: the row was never published, or its last publish is older than ``requeue_after_s``."""
+    return or_(table.enqueued_at.is_(None), table.enqueued_at < time.time() - settings.requeue_after_s)
 
 
 def resend(settings: Settings, task: str, table: Published, object_id: str, gpu_class: Select[Any]) -> None:

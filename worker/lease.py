@@ -19,6 +19,7 @@ from service.db import session_scope
 from service.fine_tuning import repository as jobs
 from service.ids import now
 from service.orm import JobRow
+from service.queue import unsent_for
 from worker.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ def sweep(settings: Settings, enqueue: Callable[[str], None]) -> list[str]:
         stale = session.scalars(
             select(JobRow.id).where(
                 JobRow.status.in_(("queued", "validating_files")),
-                or_(JobRow.enqueued_at.is_(None), JobRow.enqueued_at < time.time() - settings.requeue_after_s),
+                unsent_for(JobRow, settings),
             )
         ).all()
         sent += [j for j in stale if j not in sent]

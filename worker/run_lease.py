@@ -15,12 +15,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 
 from service.config import Settings
 from service.db import session_scope
 from service.ids import now
 from service.orm import AlignmentRow, FileScreenRow
+from service.queue import unsent_for
 from worker.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -97,12 +98,7 @@ def sweep(settings: Settings, table: Run, resend: Callable[[str], None]) -> list
             if moved == 1 and not gave_up:
                 log.warning("%s %s: worker lost (no heartbeat); re-queued", table.__tablename__, run_id)
                 sent.append(run_id)
-        waiting = session.scalars(
-            select(table.id).where(
-                table.status == "queued",
-                or_(table.enqueued_at.is_(None), table.enqueued_at < time.time() - settings.requeue_after_s),
-            )
-        ).all()
+        waiting = session.scalars(select(table.id).where(table.status == "queued", unsent_for(table, settings))).all()
         sent += [run_id for run_id in waiting if run_id not in sent]
     for run_id in sent:
         resend(run_id)
