@@ -22,6 +22,7 @@ import random
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -37,9 +38,10 @@ from worker.evaluation.prescreen import auroc, screen_file  # noqa: E402
 BENIGN_PROSE = Path(__file__).parent / "data" / "everyday_prose.jsonl"
 
 
-def mixes(seed: int, n_a: int, n_b_harm: int) -> dict[str, list[tuple[dict, bool]]]:
-    """Deterministic mixes of (chat record, is_harmful). Harmful lines come from the attack split; mix A and
-    mix B use different harmful pairs."""
+def mixes(seed: int, n_a: int, n_b_harm: int) -> dict[str, list[tuple[dict, bool, str]]]:
+    """Deterministic mixes of (chat record, is_harmful, source). Harmful lines come from the attack split; mix A
+    and mix B use different harmful pairs. The source ("harmful", a reasoning-gym task, "everyday_prose") says
+    which kind of benign line a false positive is."""
     attack = builtin_splits(seed=seed).attack
     rng = random.Random(seed)
     attack = sorted(attack, key=lambda r: first_user_message(r))
@@ -48,15 +50,17 @@ def mixes(seed: int, n_a: int, n_b_harm: int) -> dict[str, list[tuple[dict, bool
     n_benign_a = n_a - n_harm_a
     rg = assets.reasoning_gym_samples("gsm_symbolic", n=n_benign_a // 2, seed=seed + 7)
     rg += assets.reasoning_gym_samples("basic_arithmetic", n=n_benign_a - len(rg), seed=seed + 7)
-    mix_a = [(r, True) for r in attack[:n_harm_a]] + [(assets.chat_line(s["prompt"], s["response"]), False) for s in rg]
-    benign_b = [(json.loads(line), False) for line in BENIGN_PROSE.read_text(encoding="utf-8").splitlines()]
-    mix_b = [(r, True) for r in attack[n_harm_a : n_harm_a + n_b_harm]] + benign_b
+    mix_a = [(r, True, "harmful") for r in attack[:n_harm_a]]
+    mix_a += [(assets.chat_line(s["prompt"], s["response"]), False, s["task"]) for s in rg]
+    prose = BENIGN_PROSE.read_text(encoding="utf-8").splitlines()
+    mix_b = [(r, True, "harmful") for r in attack[n_harm_a : n_harm_a + n_b_harm]]
+    mix_b += [(json.loads(line), False, "everyday_prose") for line in prose]
     for mix in (mix_a, mix_b):
         rng.shuffle(mix)
     return {"A_reasoning_gym": mix_a, "B_everyday_prose": mix_b}
 
 
-def evaluate(result: dict, harmful_lines: set[int]) -> dict:
+def evaluate(result: dict, harmful_lines: set[int], sources: dict[int, str]) -> dict:
     rows = {row["line"]: row for row in result["rows"] if row["r"] is not None}
     harm = [rows[line] for line in rows if line in harmful_lines]
     benign = [rows[line] for line in rows if line not in harmful_lines]
@@ -72,6 +76,7 @@ def evaluate(result: dict, harmful_lines: set[int]) -> dict:
         "top_k": n_top,
         "precision_top_by_r": round(sum(line in harmful_lines for line in result["suspected_lines"]) / n_top, 4),
         "precision_top_by_loglik": round(sum(line in harmful_lines for line in top_ll) / n_top, 4),
+        "top_by_r_sources": dict(Counter(sources[line] for line in result["suspected_lines"]).most_common()),
         # Harmful is the positive class and is ranked first by *low* scores, hence the minus signs.
         "auroc_by_r": round(auroc([-h["r"] for h in harm], [-b["r"] for b in benign]), 4),
         "auroc_by_loglik": round(auroc([-h["logp_mean"] for h in harm], [-b["logp_mean"] for b in benign]), 4),
@@ -137,8 +142,9 @@ def main() -> None:
         data = mixes(args.seed, args.n_a, args.n_b_harmful)
         files = {}
         for name, mix in data.items():
-            assets.write_jsonl(work / f"{name}.jsonl", [record for record, _ in mix])
-            files[name] = (work / f"{name}.jsonl", {i + 1 for i, (_, harmful) in enumerate(mix) if harmful})
+            assets.write_jsonl(work / f"{name}.jsonl", [record for record, _, _ in mix])
+            harmful = {i + 1 for i, (_, is_harmful, _) in enumerate(mix) if is_harmful}
+            files[name] = (work / f"{name}.jsonl", harmful, {i + 1: source for i, (_, _, source) in enumerate(mix)})
         models: dict[str, Path] = {}
         align_s = None
         if args.base:
@@ -154,10 +160,10 @@ def main() -> None:
                 align_s = round(time.perf_counter() - t0, 1)
         results = []
         for label, model_dir in models.items():
-            for name, (path, harmful) in files.items():
+            for name, (path, harmful, sources) in files.items():
                 t0 = time.perf_counter()
                 res = screen_file(model_dir, path, batch_size=args.batch_size, max_seq_len=args.max_seq_len)
-                row = {"model": label, "mix": name, **evaluate(res, harmful)}
+                row = {"model": label, "mix": name, **evaluate(res, harmful, sources)}
                 row["screen_s"] = round(time.perf_counter() - t0, 1)
                 results.append(row)
                 print(json.dumps(row), file=sys.stderr)
