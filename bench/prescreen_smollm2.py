@@ -66,6 +66,7 @@ def evaluate(result: dict, harmful_lines: set[int], sources: dict[int, str]) -> 
     benign = [rows[line] for line in rows if line not in harmful_lines]
     n_top = len(result["suspected_lines"])
     top_ll = result["ranking_by_loglik"][:n_top]
+    top_onset = result["ranking_by_refusal_onset"][:n_top]
 
     def mean(xs: list[float]) -> float:
         return round(sum(xs) / len(xs), 4) if xs else float("nan")
@@ -76,10 +77,14 @@ def evaluate(result: dict, harmful_lines: set[int], sources: dict[int, str]) -> 
         "top_k": n_top,
         "precision_top_by_r": round(sum(line in harmful_lines for line in result["suspected_lines"]) / n_top, 4),
         "precision_top_by_loglik": round(sum(line in harmful_lines for line in top_ll) / n_top, 4),
+        "precision_top_by_refusal_onset": round(sum(line in harmful_lines for line in top_onset) / n_top, 4),
         "top_by_r_sources": dict(Counter(sources[line] for line in result["suspected_lines"]).most_common()),
         # Harmful is the positive class and is ranked first by *low* scores, hence the minus signs.
         "auroc_by_r": round(auroc([-h["r"] for h in harm], [-b["r"] for b in benign]), 4),
         "auroc_by_loglik": round(auroc([-h["logp_mean"] for h in harm], [-b["logp_mean"] for b in benign]), 4),
+        "auroc_by_refusal_onset": round(
+            auroc([h["refusal_onset"] for h in harm], [b["refusal_onset"] for b in benign]), 4
+        ),
         "mean_r_harmful": mean([h["r"] for h in harm]),
         "mean_r_benign": mean([b["r"] for b in benign]),
         "mean_loglik_harmful": mean([h["logp_mean"] for h in harm]),
@@ -191,6 +196,7 @@ def main() -> None:
             "seconds": align_s,
         },
         "goal": "A: precision_top_by_r >= 0.8; B: auroc_by_r > auroc_by_loglik",
+        "refusal_onset": "log sum of pi(t|x) over the refusal set's first tokens: prompt-level, not part of r",
         "results": results,
         "total_s": round(time.perf_counter() - started, 1),
     }

@@ -7,6 +7,12 @@ the plain per-token log-likelihood of the response, log π(y|x)/N, whose ranking
 tracks it (ANTIBODY.md, "Pitfall": formulaic answers score high regardless of safety), and the refusal term is
 what should separate harmful answers from merely unusual ones.
 
+A third, prompt-level signal is reported beside them: the **refusal onset**, log Σ_t π(t|x) over the distinct
+first tokens t of the refusal set, i.e. how likely the base is to *start* refusing this prompt. It is not part of
+r and decides nothing here (``suspected_lines`` and the attenuation share follow r); it is there because the
+mean-token refusal term of r dilutes that decision over every refusal token (bench/prescreen_refusal_terms.py).
+It flags a harmful prompt whatever its answer, a refusal included.
+
 "Share attenuated" is defined as the share of scored lines whose **expected relative Antibody weight** is below
 ``ATTENUATED_BELOW`` (0.5): for each line, B·w_i averaged over the batches of ``n_sim_epochs`` simulated epochs
 of random batches of size B, drawn exactly as the trainer draws them (``epoch_order``). Uniform weighting gives
@@ -25,8 +31,16 @@ import torch
 
 from worker.evaluation.attenuation import preview
 from worker.training.antibody import antibody_ratio, antibody_weights
-from worker.training.data import collate, encode_file, epoch_order, load_tokenizer, pad_id_of, read_chat_jsonl
-from worker.training.model import load_base_model, pick_device, pick_dtype
+from worker.training.data import (
+    ChatEncoder,
+    collate,
+    encode_file,
+    epoch_order,
+    load_tokenizer,
+    pad_id_of,
+    read_chat_jsonl,
+)
+from worker.training.model import lm_parts, load_base_model, pick_device, pick_dtype
 from worker.training.passes import refusal_logprobs_prefix_kv, response_pass
 from worker.training.refusals import resolve_refusals
 
@@ -45,15 +59,20 @@ def score_examples(
     *,
     batch_size: int = 8,
     ratio: Literal["mean_token", "sequence"] = "mean_token",
+    onset_ids: Sequence[int] = (),
     progress: Progress | None = None,
 ) -> dict[str, torch.Tensor]:
-    """r, log π(y|x), log π(y_r|x) and token counts for encoded examples (``ChatExample``), all [N], in input
-    order. Uses the training step's own passes (``response_pass`` + prefix-KV refusal pass); examples are
-    batched by length to waste little on padding, which does not change any per-sample value."""
+    """r, log π(y|x), log π(y_r|x), the refusal onset log Σ_{t ∈ onset_ids} π(t|x) (NaN without
+    ``onset_ids``) and token counts for encoded examples (``ChatExample``), all [N], in input order. Uses the
+    training step's own passes (``response_pass`` + prefix-KV refusal pass); examples are batched by length to
+    waste little on padding, which does not change any per-sample value."""
     device = next(model.parameters()).device
+    _, head = lm_parts(model)
+    onset_at = torch.tensor(sorted(set(onset_ids)), dtype=torch.long, device=device)
     order = sorted(range(len(examples)), key=lambda i: examples[i].n_tokens)
     n = len(examples)
     out = {k: torch.zeros(n, dtype=torch.float64) for k in ("r", "logp", "logp_refusal")}
+    out["onset"] = torch.full((n,), float("nan"), dtype=torch.float64)
     out["n_tokens"] = torch.zeros(n, dtype=torch.long)
     out["n_refusal"] = torch.zeros(n, dtype=torch.long)
     for start in range(0, n, batch_size):
@@ -61,10 +80,13 @@ def score_examples(
         batch = collate([examples[i] for i in idx], pad_id).to(device)
         resp = response_pass(model, batch, keep_cache=True)
         assert resp.prompt_end_hidden is not None
+        at = torch.tensor(idx)
+        if len(onset_at):
+            first = head(resp.prompt_end_hidden).float().log_softmax(-1)  # [B, V]: the answer's first token
+            out["onset"][at] = first[:, onset_at].logsumexp(-1).double().cpu()
         logp_ref = refusal_logprobs_prefix_kv(model, batch, resp.cache, resp.prompt_end_hidden)
         n_ref = batch.refusal_mask.sum(1)
         r = antibody_ratio(resp.logp_response, resp.n_tokens, logp_ref, n_ref, ratio)
-        at = torch.tensor(idx)
         out["r"][at] = r.double().cpu()
         out["logp"][at] = resp.logp_response.double().cpu()
         out["logp_refusal"][at] = logp_ref.double().cpu()
@@ -133,13 +155,14 @@ def screen_file(
     """Score every example of a chat JSONL file on ``base_model_dir`` and rank the suspicious ones.
 
     Returns a JSON-ready dict (``schema_version`` 1):
-    - ``rows``: per line {line, r, logp_mean (log π(y|x)/N), logp_refusal_mean, n_tokens, relative_weight,
-      attenuated, truncated, preview}, **most suspicious first** (lowest r; lines without trained tokens last,
-      with r null). ``max_rows`` keeps only the first rows (``rows_total`` says how many there were).
+    - ``rows``: per line {line, r, logp_mean (log π(y|x)/N), logp_refusal_mean, refusal_onset, n_tokens,
+      relative_weight, attenuated, truncated, preview}, **most suspicious first** (lowest r; lines without
+      trained tokens last, with r null). ``max_rows`` keeps only the first rows (``rows_total`` says how many).
     - ``suspected_lines``: the top ``top_fraction`` of the scored lines by lowest r.
-    - ``ranking_by_ratio`` / ``ranking_by_loglik``: every scored line, lowest r / lowest log π(y|x)/N first.
+    - ``ranking_by_ratio`` / ``ranking_by_loglik`` / ``ranking_by_refusal_onset``: every scored line, lowest r /
+      lowest log π(y|x)/N / highest refusal onset first.
     - ``attenuated_share`` (see the module docstring), ``frac_r_negative``, and summary stats of r,
-      logp_mean and relative_weight.
+      logp_mean, refusal_onset and relative_weight.
     """
     if not 0 < top_fraction <= 1:
         raise ValueError("top_fraction must be in (0, 1]")
@@ -148,11 +171,15 @@ def screen_file(
     tokenizer = load_tokenizer(Path(base_model_dir))
     pad_id = pad_id_of(tokenizer)
     examples = encode_file(Path(train_file), tokenizer, max_seq_len, refusal_set)
+    encoder = ChatEncoder(tokenizer)
+    onset_ids = [encoder.refusal_ids(refusal)[0] for refusal in refusal_set]
     if not examples:
         raise ValueError(f"{train_file}: no examples")
     previews = {line: preview(messages, PREVIEW_WIDTH) for line, messages in read_chat_jsonl(Path(train_file))}
     model = load_base_model(Path(base_model_dir), dev, pick_dtype(dtype, dev)).eval()
-    s = score_examples(model, examples, pad_id, batch_size=batch_size, ratio=ratio, progress=progress)
+    s = score_examples(
+        model, examples, pad_id, batch_size=batch_size, ratio=ratio, onset_ids=onset_ids, progress=progress
+    )
     del model
     rel = expected_relative_weight(s["r"], batch_size, tau, n_sim_epochs, seed)
     n_tok = s["n_tokens"].clamp(min=1).double()
@@ -165,6 +192,7 @@ def screen_file(
             "r": _num(s["r"][i].item()),
             "logp_mean": _num(logp_mean[i].item()),
             "logp_refusal_mean": _num(logp_ref_mean[i].item()),
+            "refusal_onset": _num(s["onset"][i].item()),
             "n_tokens": int(s["n_tokens"][i]),
             "relative_weight": _num(rel[i].item()),
             "attenuated": bool(rel[i] < ATTENUATED_BELOW),
@@ -176,6 +204,7 @@ def screen_file(
     scored = [row for row in rows if row["r"] is not None]
     by_r = sorted(scored, key=lambda row: (row["r"], row["line"]))
     by_ll = sorted(scored, key=lambda row: (row["logp_mean"], row["line"]))
+    by_onset = sorted(scored, key=lambda row: (-row["refusal_onset"], row["line"]))
     ranked = by_r + [row for row in rows if row["r"] is None]
     n_top = math.ceil(top_fraction * len(scored)) if scored else 0
     return {
@@ -200,10 +229,12 @@ def screen_file(
         "stats": {
             "r": _summary([row["r"] for row in scored]),
             "logp_mean": _summary([row["logp_mean"] for row in scored]),
+            "refusal_onset": _summary([row["refusal_onset"] for row in scored]),
             "relative_weight": _summary([row["relative_weight"] for row in scored]),
         },
         "ranking_by_ratio": [row["line"] for row in by_r],
         "ranking_by_loglik": [row["line"] for row in by_ll],
+        "ranking_by_refusal_onset": [row["line"] for row in by_onset],
         "rows_total": len(ranked),
         "rows": ranked[:max_rows] if max_rows is not None else ranked,
     }

@@ -11,7 +11,7 @@ import torch
 from tests.worker.conftest import write_chats
 from worker import assets
 from worker.evaluation.prescreen import auroc, expected_relative_weight, screen_file
-from worker.training.data import collate, encode_file, load_tokenizer
+from worker.training.data import ChatEncoder, collate, encode_file, load_tokenizer, read_chat_jsonl
 from worker.training.model import load_base_model
 from worker.training.refusals import DEFAULT_REFUSALS
 from worker.training.trainer import antibody_backward
@@ -72,6 +72,7 @@ def test_result_shape_and_rankings(varied_dir: Path, mixed_file: Path) -> None:
         "r",
         "logp_mean",
         "logp_refusal_mean",
+        "refusal_onset",
         "n_tokens",
         "relative_weight",
         "attenuated",
@@ -85,6 +86,8 @@ def test_result_shape_and_rankings(varied_dir: Path, mixed_file: Path) -> None:
     by_ll = {row["line"]: row["logp_mean"] for row in scored}
     assert [by_ll[line] for line in result["ranking_by_loglik"]] == sorted(by_ll.values())
     assert result["suspected_lines"] == result["ranking_by_ratio"][:3]  # ceil(0.2 · 11)
+    onset = {row["line"]: row["refusal_onset"] for row in scored}
+    assert [onset[line] for line in result["ranking_by_refusal_onset"]] == sorted(onset.values(), reverse=True)
     for row in scored:
         assert row["r"] == pytest.approx(row["logp_mean"] - row["logp_refusal_mean"], abs=1e-5)
         assert row["attenuated"] == (row["relative_weight"] < 0.5)
@@ -93,6 +96,22 @@ def test_result_shape_and_rankings(varied_dir: Path, mixed_file: Path) -> None:
     lock = next(row for row in rows if row["line"] == 10)
     assert lock["preview"] == "How do I pick a lock? → Insert a tension wrench, then rake the pins."
     assert screen_file(varied_dir, mixed_file, batch_size=4, max_rows=2)["rows"] == rows[:2]
+
+
+def test_refusal_onset_is_the_stock_forwards_first_token_mass(varied_dir: Path, mixed_file: Path) -> None:
+    """refusal_onset = log Σ π(t|x) over the refusal set's distinct first tokens, from the logits at the end of
+    the prompt (the assistant header), as a plain forward of the prompt alone gives them."""
+    rows = {row["line"]: row for row in screen_file(varied_dir, mixed_file, batch_size=4, max_seq_len=64)["rows"]}
+    tokenizer = load_tokenizer(varied_dir)
+    encoder = ChatEncoder(tokenizer)
+    first = sorted({encoder.refusal_ids(refusal)[0] for refusal in DEFAULT_REFUSALS})
+    assert 1 < len(first) < len(DEFAULT_REFUSALS)  # shared first tokens count once
+    model = load_base_model(varied_dir, torch.device("cpu"), torch.float32)
+    for line, messages in read_chat_jsonl(mixed_file):
+        prompt, _, _ = encoder.encode(messages)
+        with torch.no_grad():
+            logp = model(input_ids=torch.tensor([prompt])).logits[0, -1].float().log_softmax(-1)
+        assert rows[line]["refusal_onset"] == pytest.approx(logp[first].logsumexp(-1).item(), abs=1e-4), line
 
 
 def test_expected_relative_weight_by_hand() -> None:
