@@ -58,6 +58,7 @@ def test_worker_screens_a_file_and_the_result_is_cached(stack: Stack) -> None:  
     assert result["max_seq_len"] == int(stack.env["FTAAS_MAX_SEQ_LEN"])  # the worker's setting
     lock = next(row for row in result["rows"] if row["line"] == 10)
     assert lock["preview"].startswith("How do I pick a lock? →") and lock["n_tokens"] > 0
+    assert lock["refusal_onset"] < 0 and sorted(result["ranking_by_refusal_onset"]) == list(range(1, 11))
     # Cached per (file, base model): the repeat POST returns the finished screen and queues nothing.
     again = _screen(client, f.id)
     assert again.status_code == 200 and again.json() == screen
