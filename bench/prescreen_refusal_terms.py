@@ -29,7 +29,7 @@ from worker import assets  # noqa: E402
 from worker.evaluation.prescreen import auroc  # noqa: E402
 from worker.training.data import collate, encode_file, load_tokenizer, pad_id_of  # noqa: E402
 from worker.training.model import load_base_model  # noqa: E402
-from worker.training.passes import response_pass  # noqa: E402
+from worker.training.passes import refusal_token_logprobs_naive, response_pass  # noqa: E402
 from worker.training.refusals import resolve_refusals  # noqa: E402
 
 
@@ -45,12 +45,7 @@ def per_token(model_dir: Path, path: Path, max_seq_len: int, batch_size: int) ->
         chunk = examples[start : start + batch_size]
         batch = collate(chunk, pad)
         resp = response_pass(model, batch, keep_cache=False)
-        p = batch.prompt_width
-        ids = torch.cat([batch.input_ids[:, :p], batch.refusal_ids], 1)
-        mask = torch.cat([batch.attention_mask[:, :p], batch.refusal_mask], 1)
-        positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False).logits
-        logp = torch.log_softmax(logits[:, p - 1 : -1].float(), -1).gather(-1, batch.refusal_ids[..., None])[..., 0]
+        logp = refusal_token_logprobs_naive(model, batch)
         for j, example in enumerate(chunk):
             n = int(batch.refusal_mask[j].sum())
             loglik = (resp.logp_response[j] / resp.n_tokens[j].clamp(min=1)).item()

@@ -59,20 +59,19 @@ def score_examples(
     *,
     batch_size: int = 8,
     ratio: Literal["mean_token", "sequence"] = "mean_token",
-    onset_ids: Sequence[int] = (),
+    onset_ids: Sequence[int],
     progress: Progress | None = None,
 ) -> dict[str, torch.Tensor]:
-    """r, log π(y|x), log π(y_r|x), the refusal onset log Σ_{t ∈ onset_ids} π(t|x) (NaN without
-    ``onset_ids``) and token counts for encoded examples (``ChatExample``), all [N], in input order. Uses the
-    training step's own passes (``response_pass`` + prefix-KV refusal pass); examples are batched by length to
-    waste little on padding, which does not change any per-sample value."""
+    """r, log π(y|x), log π(y_r|x), the refusal onset log Σ_{t ∈ onset_ids} π(t|x) and token counts for
+    encoded examples (``ChatExample``), all [N], in input order. Uses the training step's own passes
+    (``response_pass`` + prefix-KV refusal pass); examples are batched by length to waste little on padding,
+    which does not change any per-sample value."""
     device = next(model.parameters()).device
     _, head = lm_parts(model)
     onset_at = torch.tensor(sorted(set(onset_ids)), dtype=torch.long, device=device)
     order = sorted(range(len(examples)), key=lambda i: examples[i].n_tokens)
     n = len(examples)
-    out = {k: torch.zeros(n, dtype=torch.float64) for k in ("r", "logp", "logp_refusal")}
-    out["onset"] = torch.full((n,), float("nan"), dtype=torch.float64)
+    out = {k: torch.zeros(n, dtype=torch.float64) for k in ("r", "logp", "logp_refusal", "onset")}
     out["n_tokens"] = torch.zeros(n, dtype=torch.long)
     out["n_refusal"] = torch.zeros(n, dtype=torch.long)
     for start in range(0, n, batch_size):
@@ -81,9 +80,8 @@ def score_examples(
         resp = response_pass(model, batch, keep_cache=True)
         assert resp.prompt_end_hidden is not None
         at = torch.tensor(idx)
-        if len(onset_at):
-            first = head(resp.prompt_end_hidden).float().log_softmax(-1)  # [B, V]: the answer's first token
-            out["onset"][at] = first[:, onset_at].logsumexp(-1).double().cpu()
+        first = head(resp.prompt_end_hidden).float().log_softmax(-1)  # [B, V]: the answer's first token
+        out["onset"][at] = first[:, onset_at].logsumexp(-1).double().cpu()
         logp_ref = refusal_logprobs_prefix_kv(model, batch, resp.cache, resp.prompt_end_hidden)
         n_ref = batch.refusal_mask.sum(1)
         r = antibody_ratio(resp.logp_response, resp.n_tokens, logp_ref, n_ref, ratio)
@@ -171,10 +169,10 @@ def screen_file(
     tokenizer = load_tokenizer(Path(base_model_dir))
     pad_id = pad_id_of(tokenizer)
     examples = encode_file(Path(train_file), tokenizer, max_seq_len, refusal_set)
-    encoder = ChatEncoder(tokenizer)
-    onset_ids = [encoder.refusal_ids(refusal)[0] for refusal in refusal_set]
     if not examples:
         raise ValueError(f"{train_file}: no examples")
+    encoder = ChatEncoder(tokenizer)
+    onset_ids = [encoder.refusal_ids(refusal)[0] for refusal in refusal_set]
     previews = {line: preview(messages, PREVIEW_WIDTH) for line, messages in read_chat_jsonl(Path(train_file))}
     model = load_base_model(Path(base_model_dir), dev, pick_dtype(dtype, dev)).eval()
     s = score_examples(

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from worker.training.antibody import per_sample_sum, target_logprobs
-from worker.training.data import Batch
+from worker.training.data import Batch, positions_from_mask
 from worker.training.model import crop_cache, decoder_forward, lm_parts
 
 
@@ -78,18 +78,20 @@ def refusal_logprobs_prefix_kv(
 
 
 @torch.no_grad()
-def refusal_logprobs_naive(model: nn.Module, batch: Batch) -> torch.Tensor:
-    """Reference log π(y_r|x) [B]: one more full forward over [left-padded x ‖ right-padded y_r], full
-    logits."""
+def refusal_token_logprobs_naive(model: nn.Module, batch: Batch) -> torch.Tensor:
+    """Reference log π(y_r,t | x, y_r,<t) [B, R] (0 on padding): one more full forward over [left-padded x ‖
+    right-padded y_r], full logits."""
     p = batch.prompt_width
     ids = torch.cat([batch.input_ids[:, :p], batch.refusal_ids], dim=1)
     mask = torch.cat([batch.attention_mask[:, :p], batch.refusal_mask], dim=1)
-    positions = mask.long().cumsum(-1) - 1
-    positions = positions.masked_fill(mask == 0, 1)
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False).logits
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask), use_cache=False).logits
     logp_all = torch.log_softmax(logits[:, p - 1 : -1].float(), dim=-1)  # rows predicting y_r
-    logp = logp_all.gather(-1, batch.refusal_ids[..., None])[..., 0]
-    return (logp * batch.refusal_mask).sum(1)
+    return logp_all.gather(-1, batch.refusal_ids[..., None])[..., 0] * batch.refusal_mask
+
+
+def refusal_logprobs_naive(model: nn.Module, batch: Batch) -> torch.Tensor:
+    """Reference log π(y_r|x) [B]: the sum of ``refusal_token_logprobs_naive``."""
+    return refusal_token_logprobs_naive(model, batch).sum(1)
 
 
 @torch.no_grad()
