@@ -67,6 +67,8 @@ def evaluate(result: dict, harmful_lines: set[int], sources: dict[int, str]) -> 
     n_top = len(result["suspected_lines"])
     top_ll = result["ranking_by_loglik"][:n_top]
     top_onset = result["ranking_by_refusal_onset"][:n_top]
+    # Controls for the sequence ratio, which grows with length: the summed log-likelihood and the length alone.
+    by_seq_ll = sorted(rows, key=lambda line: (rows[line]["logp_mean"] * rows[line]["n_tokens"], line))
 
     def mean(xs: list[float]) -> float:
         return round(sum(xs) / len(xs), 4) if xs else float("nan")
@@ -78,10 +80,15 @@ def evaluate(result: dict, harmful_lines: set[int], sources: dict[int, str]) -> 
         "precision_top_by_r": round(sum(line in harmful_lines for line in result["suspected_lines"]) / n_top, 4),
         "precision_top_by_loglik": round(sum(line in harmful_lines for line in top_ll) / n_top, 4),
         "precision_top_by_refusal_onset": round(sum(line in harmful_lines for line in top_onset) / n_top, 4),
+        "precision_top_by_sequence_loglik": round(sum(line in harmful_lines for line in by_seq_ll[:n_top]) / n_top, 4),
         "top_by_r_sources": dict(Counter(sources[line] for line in result["suspected_lines"]).most_common()),
         # Harmful is the positive class and is ranked first by *low* scores, hence the minus signs.
         "auroc_by_r": round(auroc([-h["r"] for h in harm], [-b["r"] for b in benign]), 4),
         "auroc_by_loglik": round(auroc([-h["logp_mean"] for h in harm], [-b["logp_mean"] for b in benign]), 4),
+        "auroc_by_sequence_loglik": round(
+            auroc([-h["logp_mean"] * h["n_tokens"] for h in harm], [-b["logp_mean"] * b["n_tokens"] for b in benign]), 4
+        ),
+        "auroc_by_length": round(auroc([h["n_tokens"] for h in harm], [b["n_tokens"] for b in benign]), 4),
         "auroc_by_refusal_onset": round(
             auroc([h["refusal_onset"] for h in harm], [b["refusal_onset"] for b in benign]), 4
         ),
@@ -137,10 +144,18 @@ def main() -> None:
     parser.add_argument("--max-seq-len", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ratio", choices=["mean_token", "sequence"], default="mean_token")
+    parser.add_argument(
+        "--refusals",
+        type=Path,
+        help="y_r set for r, one refusal per line (default: DEFAULT_REFUSALS, the strings alignment trained on)",
+    )
     parser.add_argument("--save", action="store_true", help="write bench/results/prescreen-cpu.json")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.manual_seed(args.seed)
+    refusals = args.refusals.read_text(encoding="utf-8").splitlines() if args.refusals else None
+    refusals = [line for line in refusals or [] if line.strip()] or None
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="prescreen-") as tmp:
         work = Path(tmp)
@@ -167,7 +182,14 @@ def main() -> None:
         for label, model_dir in models.items():
             for name, (path, harmful, sources) in files.items():
                 t0 = time.perf_counter()
-                res = screen_file(model_dir, path, batch_size=args.batch_size, max_seq_len=args.max_seq_len)
+                res = screen_file(
+                    model_dir,
+                    path,
+                    batch_size=args.batch_size,
+                    max_seq_len=args.max_seq_len,
+                    ratio=args.ratio,
+                    refusals=refusals,
+                )
                 row = {"model": label, "mix": name, **evaluate(res, harmful, sources)}
                 row["screen_s"] = round(time.perf_counter() - t0, 1)
                 results.append(row)
@@ -177,7 +199,8 @@ def main() -> None:
         "device": "cpu",
         "threads": torch.get_num_threads(),
         "platform": platform.platform(),
-        "ratio": "mean_token",
+        "ratio": args.ratio,
+        "refusals": str(args.refusals) if args.refusals else "DEFAULT_REFUSALS (also alignment's refusal targets)",
         "top_fraction": 0.2,
         "max_seq_len": args.max_seq_len,
         "data": {
