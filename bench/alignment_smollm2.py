@@ -30,6 +30,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import emit  # noqa: E402
+
 from service.config import Settings  # noqa: E402
 from worker import assets  # noqa: E402
 from worker.alignment_datasets import builtin_splits  # noqa: E402
@@ -198,11 +200,7 @@ def main() -> None:
         "runs": runs,
         "total_s": round(time.perf_counter() - started, 1),
     }
-    text = json.dumps(out, indent=1)
-    print(text)
-    target = args.out or (Path(__file__).parent / "results" / "alignment_smollm2-cpu.json" if args.save else None)
-    if target:
-        target.write_text(text + "\n")
+    emit(out, args.out, "alignment_smollm2-cpu.json" if args.save else None)
 
 
 if __name__ == "__main__":

@@ -110,6 +110,15 @@ def results_name(bench: str, device: torch.device) -> str:
     return bench + "-" + re.sub(r"[^a-z0-9]+", "-", device_name(device).lower()).strip("-") + ".json"
 
 
+def emit(out: dict, out_path: Path | None = None, save_as: str | None = None) -> None:
+    """Print a bench's JSON and write it to ``out_path``, else to bench/results/``save_as`` when given."""
+    text = json.dumps(out, indent=1)
+    print(text)
+    target = out_path or (Path(__file__).parent / "results" / save_as if save_as else None)
+    if target:
+        target.write_text(text + "\n")
+
+
 def config_row(device: torch.device, shape: str, dtype: torch.dtype, batch: int, seq_len: int) -> dict:
     """The leading fields of a result row: what was measured where."""
     return {

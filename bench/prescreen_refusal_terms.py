@@ -23,6 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import emit  # noqa: E402
 from prescreen_smollm2 import mixes  # noqa: E402
 
 from worker import assets  # noqa: E402
@@ -109,10 +110,7 @@ def main() -> None:
         "results": results,
         "total_s": round(time.perf_counter() - started, 1),
     }
-    text = json.dumps(out, indent=1)
-    print(text)
-    if args.save:
-        (Path(__file__).parent / "results" / "prescreen-refusal-terms-cpu.json").write_text(text + "\n")
+    emit(out, save_as="prescreen-refusal-terms-cpu.json" if args.save else None)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import emit  # noqa: E402
+
 from worker import assets  # noqa: E402
 from worker.alignment_datasets import builtin_splits, first_user_message  # noqa: E402
 from worker.evaluation.prescreen import auroc, screen_file  # noqa: E402
@@ -223,11 +225,7 @@ def main() -> None:
         "results": results,
         "total_s": round(time.perf_counter() - started, 1),
     }
-    text = json.dumps(out, indent=1)
-    print(text)
-    target = args.out or (Path(__file__).parent / "results" / "prescreen-cpu.json" if args.save else None)
-    if target:
-        target.write_text(text + "\n")
+    emit(out, args.out, "prescreen-cpu.json" if args.save else None)
 
 
 if __name__ == "__main__":
