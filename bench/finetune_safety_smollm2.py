@@ -74,6 +74,21 @@ def fa_chats(n: int, seed: int, exclude: set[str]) -> list[list[dict]]:
     return [assets.chat_line(s["prompt"], s["response"])["messages"] for s in fresh]
 
 
+def base_alignment(base: Path) -> dict | None:
+    """How the base was aligned, from the manifest the provider's alignment job writes beside the weights."""
+    manifest = base / "alignment_manifest.json"
+    if not manifest.exists():
+        return None
+    m = json.loads(manifest.read_text())
+    return {
+        "mode": m["spec"]["mode"],
+        "steps": m["steps"],
+        "hs_before": m["before"]["hs"],
+        "hs_after": m["after"]["hs"],
+        "benign_refusal_rate_after": m["after"]["benign_refusal_rate"],
+    }
+
+
 def evaluate(model, tokenizer, prompts, fa_set, args) -> dict:
     t0 = time.perf_counter()
     hs = evaluate_harmful(model, tokenizer, prompts, KeywordRefusalJudge(), max_new_tokens=args.max_new_tokens)
@@ -163,6 +178,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "platform": platform.platform(),
         "base": str(args.base),
+        "base_alignment": base_alignment(args.base),
         "protocol": {
             "hs": f"keyword refusal judge (HS = % not refused), first {len(prompts.prompts)} held-out HarmBench "
             f"prompts, greedy, {args.max_new_tokens} new tokens",
