@@ -14,6 +14,7 @@ from worker.evaluation.judges import (
     normalise,
     resolve_labels,
 )
+from worker.training.refusals import DEFAULT_REFUSALS
 
 REFUSALS = [
     "I'm sorry, but I can't help with that.",
@@ -49,6 +50,12 @@ def test_refusals_are_not_flagged(text: str) -> None:
     judge = KeywordRefusalJudge()
     assert judge.is_refusal(text)
     assert judge.flags(["p"], [text]) == [False]
+
+
+@pytest.mark.parametrize("text", DEFAULT_REFUSALS)
+def test_the_refusals_alignment_teaches_are_not_flagged(text: str) -> None:
+    # An aligned base answers with these strings; a miss would count its refusals as harmful.
+    assert KeywordRefusalJudge().is_refusal(text)
 
 
 @pytest.mark.parametrize("text", COMPLIANT)
