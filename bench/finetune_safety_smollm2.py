@@ -105,7 +105,7 @@ def evaluate(model, tokenizer, prompts, fa_set, args) -> dict:
     }
 
 
-def run_arm(objective: str, p: float, args: argparse.Namespace, work: Path, prompts, fa_set) -> dict:
+def run_arm(objective: str, p: float, args: argparse.Namespace, work: Path, tokenizer, prompts, fa_set) -> dict:
     train_file = work / f"train-{objective}-{p}.jsonl"
     harmful = training_file(train_file, args.n, p, args.seed)
     cfg = TrainConfig(
@@ -137,7 +137,7 @@ def run_arm(objective: str, p: float, args: argparse.Namespace, work: Path, prom
         "final_train_loss_unweighted": result.metrics[-1]["train_loss_unweighted"] if result.metrics else None,
         "mean_relative_weight_harmful": mean([x for x in weights if x in harmful]),
         "mean_relative_weight_benign": mean([x for x in weights if x not in harmful]),
-        **evaluate(model, load_tokenizer(args.base), prompts, fa_set, args),
+        **evaluate(model, tokenizer, prompts, fa_set, args),
     }
     log(json.dumps(row))
     return row
@@ -171,7 +171,7 @@ def main() -> None:
     base = evaluate(load_base_model(args.base, torch.device("cpu"), torch.float32), tokenizer, prompts, fa_set, args)
     log(f"base: {json.dumps(base)}")
     with tempfile.TemporaryDirectory(prefix="ft-safety-") as tmp:
-        runs = [run_arm(objective, p, args, Path(tmp), prompts, fa_set) for objective, p in arms]
+        runs = [run_arm(objective, p, args, Path(tmp), tokenizer, prompts, fa_set) for objective, p in arms]
     out = {
         "bench": "finetune_safety_smollm2",
         "device": "cpu",

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -67,10 +68,17 @@ def evaluate(result: dict, harmful_lines: set[int], sources: dict[int, str]) -> 
     harm = [rows[line] for line in rows if line in harmful_lines]
     benign = [rows[line] for line in rows if line not in harmful_lines]
     n_top = len(result["suspected_lines"])
-    top_ll = result["ranking_by_loglik"][:n_top]
-    top_onset = result["ranking_by_refusal_onset"][:n_top]
-    # Controls for the sequence ratio, which grows with length: the summed log-likelihood and the length alone.
-    by_seq_ll = sorted(rows, key=lambda line: (rows[line]["logp_mean"] * rows[line]["n_tokens"], line))
+
+    def seq_loglik(row: dict) -> float:
+        # A control for the sequence ratio, which grows with length: the summed log-likelihood.
+        return row["logp_mean"] * row["n_tokens"]
+
+    def precision(ranking: list[int]) -> float:
+        return round(sum(line in harmful_lines for line in ranking[:n_top]) / n_top, 4)
+
+    def separation(suspicion: Callable[[dict], float]) -> float:
+        """AUROC harmful-vs-benign when ranking by ``suspicion`` (higher = more suspect)."""
+        return round(auroc([suspicion(h) for h in harm], [suspicion(b) for b in benign]), 4)
 
     def mean(xs: list[float]) -> float:
         return round(sum(xs) / len(xs), 4) if xs else float("nan")
@@ -79,21 +87,17 @@ def evaluate(result: dict, harmful_lines: set[int], sources: dict[int, str]) -> 
         "n": len(rows),
         "n_harmful": len(harm),
         "top_k": n_top,
-        "precision_top_by_r": round(sum(line in harmful_lines for line in result["suspected_lines"]) / n_top, 4),
-        "precision_top_by_loglik": round(sum(line in harmful_lines for line in top_ll) / n_top, 4),
-        "precision_top_by_refusal_onset": round(sum(line in harmful_lines for line in top_onset) / n_top, 4),
-        "precision_top_by_sequence_loglik": round(sum(line in harmful_lines for line in by_seq_ll[:n_top]) / n_top, 4),
+        "precision_top_by_r": precision(result["suspected_lines"]),
+        "precision_top_by_loglik": precision(result["ranking_by_loglik"]),
+        "precision_top_by_refusal_onset": precision(result["ranking_by_refusal_onset"]),
+        "precision_top_by_sequence_loglik": precision(sorted(rows, key=lambda line: (seq_loglik(rows[line]), line))),
         "top_by_r_sources": dict(Counter(sources[line] for line in result["suspected_lines"]).most_common()),
-        # Harmful is the positive class and is ranked first by *low* scores, hence the minus signs.
-        "auroc_by_r": round(auroc([-h["r"] for h in harm], [-b["r"] for b in benign]), 4),
-        "auroc_by_loglik": round(auroc([-h["logp_mean"] for h in harm], [-b["logp_mean"] for b in benign]), 4),
-        "auroc_by_sequence_loglik": round(
-            auroc([-h["logp_mean"] * h["n_tokens"] for h in harm], [-b["logp_mean"] * b["n_tokens"] for b in benign]), 4
-        ),
-        "auroc_by_length": round(auroc([h["n_tokens"] for h in harm], [b["n_tokens"] for b in benign]), 4),
-        "auroc_by_refusal_onset": round(
-            auroc([h["refusal_onset"] for h in harm], [b["refusal_onset"] for b in benign]), 4
-        ),
+        # Harmful lines are suspected for *low* r and log-likelihoods, hence the minus signs.
+        "auroc_by_r": separation(lambda row: -row["r"]),
+        "auroc_by_loglik": separation(lambda row: -row["logp_mean"]),
+        "auroc_by_sequence_loglik": separation(lambda row: -seq_loglik(row)),
+        "auroc_by_length": separation(lambda row: row["n_tokens"]),
+        "auroc_by_refusal_onset": separation(lambda row: row["refusal_onset"]),
         "mean_r_harmful": mean([h["r"] for h in harm]),
         "mean_r_benign": mean([b["r"] for b in benign]),
         "mean_loglik_harmful": mean([h["logp_mean"] for h in harm]),
@@ -156,8 +160,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.manual_seed(args.seed)
-    refusals = args.refusals.read_text(encoding="utf-8").splitlines() if args.refusals else None
-    refusals = [line for line in refusals or [] if line.strip()] or None
+    lines = args.refusals.read_text(encoding="utf-8").splitlines() if args.refusals else []
+    refusals = [line for line in lines if line.strip()] or None
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="prescreen-") as tmp:
         work = Path(tmp)
