@@ -64,16 +64,21 @@ SHAPES: dict[str, dict] = {
 }
 
 
-def random_lora_model(
-    shape: str, device: torch.device, dtype: torch.dtype, rank: int, alpha: float, targets: Sequence[str]
-):
-    """A random-init (seed 0) Llama of SHAPES[shape] in train mode, with a LoRA adapter on ``targets``."""
+def random_model(shape: str, device: torch.device, dtype: torch.dtype, **overrides):
+    """A random-init (seed 0) Llama of SHAPES[shape], built directly on ``device``; ``overrides`` change the config
+    (e.g. ``vocab_size`` to match a tokenizer)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
     with torch.device(device):
-        model = LlamaForCausalLM(LlamaConfig(max_position_embeddings=4096, **SHAPES[shape])).to(dtype)
-    model = add_lora(model, rank, alpha, 0.0, tuple(targets))
+        return LlamaForCausalLM(LlamaConfig(max_position_embeddings=4096, **{**SHAPES[shape], **overrides})).to(dtype)
+
+
+def random_lora_model(
+    shape: str, device: torch.device, dtype: torch.dtype, rank: int, alpha: float, targets: Sequence[str]
+):
+    """A random-init (seed 0) Llama of SHAPES[shape] in train mode, with a LoRA adapter on ``targets``."""
+    model = add_lora(random_model(shape, device, dtype), rank, alpha, 0.0, tuple(targets))
     with torch.no_grad():  # a trained-looking adapter, so that LoRA is not a no-op in the comparison
         for name, p in model.named_parameters():
             if "lora_B" in name:

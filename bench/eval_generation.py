@@ -9,6 +9,12 @@ whose generated tokens are identical in both arms (1.0 expected in fp32; bf16 on
     python bench/eval_generation.py --threads 1 --save               # CPU, SmolLM2-135M (the committed run)
     python bench/eval_generation.py --model tiny --prompts 16        # seconds, for a smoke run
     python bench/eval_generation.py --device cuda --prompts 200 --batch-size 64 --save
+    python bench/eval_generation.py --device cuda --shape 1b --prompts 64 --batch-size 64    # no weights needed
+
+``--shape`` replaces the model by a random-init Llama of that shape (bench/common.py) with SmolLM2's tokenizer and
+49k vocabulary: for GPUs that cannot hold the real weights. Random weights rarely emit the stop token, so every
+prompt runs to ``--max-new-tokens`` in both arms (the batched arm wastes nothing on early-finished rows, unlike
+with a trained model), and greedy bf16 picks among near-equal logits, so ``agreement`` is low there.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import SHAPES, random_model  # noqa: E402
 
 from worker import assets  # noqa: E402
 from worker.evaluation.harmful import HSResult, default_prompt_set, evaluate_harmful  # noqa: E402
@@ -66,6 +75,7 @@ def arm(result: HSResult, seconds: float, batch_size: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2", help="smollm2 | tiny | a local HF model folder")
+    parser.add_argument("--shape", choices=sorted(SHAPES), help="random-init model of this shape instead of --model")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto")
     parser.add_argument("--prompts", type=int, default=32, help="first N HarmBench prompts")
@@ -80,9 +90,15 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device)
-    path = model_dir(args.model)
-    tokenizer = load_tokenizer(path)
-    model = load_base_model(path, device, dtype).eval()
+    if args.shape:
+        tokenizer = load_tokenizer(assets.smollm2_tokenizer_dir())
+        model = random_model(args.shape, device, dtype, vocab_size=len(tokenizer)).eval()
+        model_name = f"random-init {args.shape} shape, SmolLM2 tokenizer"
+    else:
+        path = model_dir(args.model)
+        tokenizer = load_tokenizer(path)
+        model = load_base_model(path, device, dtype).eval()
+        model_name = args.model if args.model in ("smollm2", "tiny") else str(path)
     prompt_set = default_prompt_set(limit=args.prompts)
     judge = KeywordRefusalJudge()
 
@@ -101,7 +117,7 @@ def main() -> None:
 
     report = {
         "bench": "eval_generation",
-        "model": args.model if args.model in ("smollm2", "tiny") else str(path),
+        "model": model_name,
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device)
         if device.type == "cuda"
