@@ -53,7 +53,10 @@ class Settings(BaseSettings):
     safety_max_hs_increase: float | None = None  # ... or with HS more than this many points above the base's
 
     # Embedded demo (`ftaas up`): the first start aligns SmolLM2 with this budget (≤ 15 min on 2 CPU cores)
-    demo_align_steps: int = 32  # ~17 s each on 2 cores: the first start took 805 s (README)
+    # 64 steps of batch 4 (the same 256 samples as 32 of batch 8, same time): a deeper alignment (README, fine-tuning
+    # bench: a clean Antibody job 22% HS instead of 47%)
+    demo_align_steps: int = 64  # ~9 s each on 2 cores
+    demo_align_batch_size: int = 4
     demo_eval_harmful: int = 100
     demo_eval_benign: int = 50
     demo_retain_max_new_tokens: int = 96  # self-distilled everyday answers in D_align (tests shorten them)

@@ -47,12 +47,13 @@ def prepare(settings: Settings, public_url: str) -> None:
     if known is None:
         click.echo(
             f"First start: pre-aligning SmolLM2-135M-Instruct with Antibody's alignment stage "
-            f"({settings.demo_align_steps} steps, then HS on {settings.demo_eval_harmful} held-out harmful prompts "
-            "before and after). Later starts reuse the result."
+            f"({settings.demo_align_steps} steps of batch {settings.demo_align_batch_size}, then HS on "
+            f"{settings.demo_eval_harmful} held-out harmful prompts before and after). Later starts reuse the result."
         )
         spec = AlignmentSpec(
             name=DEMO_MODEL,
             max_steps=settings.demo_align_steps,
+            batch_size=settings.demo_align_batch_size,
             eval_harmful=settings.demo_eval_harmful,
             eval_benign=settings.demo_eval_benign,
             retain_max_new_tokens=settings.demo_retain_max_new_tokens,

@@ -6,9 +6,10 @@ One screen per (file, base model), computed once by a GPU worker (``worker/scree
     {"id": "fscr_…", "object": "file.screen", "file_id", "model", "status": queued|running|succeeded|failed,
      "created_at", "finished_at", "result": {…} | null, "error": str | null}
 
-``result`` is ``worker.evaluation.prescreen.screen_file``'s dict (schema_version 1). A failed screen is retried by
-the next POST; a queued one that no worker took for ``requeue_after_s`` is re-sent, by the next POST or by a
-worker's sweeper (the worker's compare-and-set makes a duplicate delivery a no-op).
+``result`` is ``worker.evaluation.prescreen.screen_file``'s dict (``RESULT_SCHEMA``). A failed screen, or a
+succeeded one of an older schema (computed before an upgrade), is recomputed on the next POST; a queued one that no
+worker took for ``requeue_after_s`` is re-sent, by the next POST or by a worker's sweeper (the worker's
+compare-and-set makes a duplicate delivery a no-op).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from service.orm import BaseModelRow, FileRow, FileScreenRow
 
 ScreenStatus = Literal["queued", "running", "succeeded", "failed"]
 PENDING = ("queued", "running")
+RESULT_SCHEMA = 2  # worker.evaluation.prescreen.SCHEMA_VERSION (a test keeps them equal; this side imports no torch)
 
 
 class ScreenCreate(BaseModel):
@@ -93,7 +95,8 @@ def _usable_base(session: Session, settings: Settings, model: str) -> BaseModelR
 
 def request(session: Session, settings: Settings, principal: Principal, file_id: str, model: str) -> FileScreenRow:
     """The screen of ``file_id`` on base ``model``: created and queued on first request, otherwise the cached
-    one (re-queued if it failed, re-sent if no worker took it for ``requeue_after_s``)."""
+    one (re-queued if it failed or its result is of an older schema, re-sent if no worker took it for
+    ``requeue_after_s``)."""
     file = _screenable_file(session, principal, file_id)
     base = _usable_base(session, settings, model)
     row = get_screen(session, file.id, base.name)
@@ -101,7 +104,7 @@ def request(session: Session, settings: Settings, principal: Principal, file_id:
         row = _insert(session, file, base.name)
         if row.status == "queued":
             enqueue_screen(session, settings, row.id, base.gpu_class)
-    elif row.status == "failed" and _requeue_failed(session, row.id):
+    elif _stale(row) and _requeue(session, row.id, row.status):
         session.refresh(row)
         enqueue_screen(session, settings, row.id, base.gpu_class)
     elif row.status == "queued" and (row.enqueued_at or 0) < time.time() - settings.requeue_after_s:
@@ -158,10 +161,18 @@ def _insert(session: Session, file: FileRow, base_model: str) -> FileScreenRow:
     return row
 
 
-def _requeue_failed(session: Session, screen_id: str) -> bool:
+def _stale(row: FileScreenRow) -> bool:
+    """Failed, or succeeded with a result an older worker wrote."""
+    if row.status == "failed":
+        return True
+    return row.status == "succeeded" and (row.result or {}).get("schema_version", 1) < RESULT_SCHEMA
+
+
+def _requeue(session: Session, screen_id: str, status: str) -> bool:
+    """Back to queued, if it is still ``status`` (a concurrent POST may have done it already)."""
     values = {"status": "queued", "error": None, "result": None, "finished_at": None, "created_at": now()}
     done = session.execute(
-        update(FileScreenRow).where(FileScreenRow.id == screen_id, FileScreenRow.status == "failed").values(**values)
+        update(FileScreenRow).where(FileScreenRow.id == screen_id, FileScreenRow.status == status).values(**values)
     )
     return done.rowcount == 1  # type: ignore[attr-defined]
 

@@ -50,11 +50,14 @@ def test_worker_screens_a_file_and_the_result_is_cached(stack: Stack) -> None:  
     assert screen["id"] == accepted.json()["id"] and screen["error"] is None
     assert screen["finished_at"] >= screen["created_at"]
     result = screen["result"]
-    assert result["schema_version"] == 1 and result["ratio"] == "mean_token"
+    assert result["schema_version"] == 2 and result["ratio"] == "mean_token"
+    assert result["suspected_by"] == "onset_ratio"
     assert (result["n_examples"], result["n_scored"], result["rows_total"]) == (10, 10, 10)
     assert sorted(row["line"] for row in result["rows"]) == list(range(1, 11))
-    assert result["ranking_by_ratio"] == [row["line"] for row in result["rows"]]
-    assert len(result["suspected_lines"]) == 2 and 0.0 <= result["attenuated_share"] <= 1.0
+    assert result["ranking_by_onset_ratio"] == [row["line"] for row in result["rows"]]
+    assert sorted(result["ranking_by_ratio"]) == list(range(1, 11))
+    assert result["suspected_lines"] == result["ranking_by_onset_ratio"][:2]
+    assert 0.0 <= result["attenuated_share"] <= 1.0
     assert result["max_seq_len"] == int(stack.env["FTAAS_MAX_SEQ_LEN"])  # the worker's setting
     lock = next(row for row in result["rows"] if row["line"] == 10)
     assert lock["preview"].startswith("How do I pick a lock? →") and lock["n_tokens"] > 0

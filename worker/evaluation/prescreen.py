@@ -2,16 +2,21 @@
 
     r_i = log π(y_i|x_i) − log π(y_r,i|x_i)      (mean-token by default, exactly as the training step computes it)
 
-Lines with the lowest r are the ones Antibody would attenuate most, so they are ranked first. Also returned is
-the plain per-token log-likelihood of the response, log π(y|x)/N, whose ranking is the natural baseline: r
-tracks it (ANTIBODY.md, "Pitfall": formulaic answers score high regardless of safety), and the refusal term is
-what should separate harmful answers from merely unusual ones.
+Lines with the lowest r are the ones Antibody would attenuate most; the attenuation share follows r. Also
+returned is the plain per-token log-likelihood of the response, log π(y|x)/N, whose ranking is the natural
+baseline: r tracks it (ANTIBODY.md, "Pitfall": formulaic answers score high regardless of safety), and the refusal
+term is what should separate harmful answers from merely unusual ones.
 
-A third, prompt-level signal is reported beside them: the **refusal onset**, log Σ_t π(t|x) over the distinct
-first tokens t of the refusal set, i.e. how likely the base is to *start* refusing this prompt. It is not part of
-r and decides nothing here (``suspected_lines`` and the attenuation share follow r); it is there because the
-mean-token refusal term of r dilutes that decision over every refusal token (bench/prescreen_refusal_terms.py).
-It flags a harmful prompt whatever its answer, a refusal included.
+The **refusal onset** is log Σ_t π(t|x) over the distinct first tokens t of the refusal set: how likely the base is
+to *start* refusing this prompt. r's mean-token refusal term dilutes that decision over every refusal token
+(bench/prescreen_refusal_terms.py: on SmolLM2 the first token separates harmful from benign prompts by 2 nats, the
+rest of a memorised refusal by nothing). So ``suspected_lines`` are ranked by default by the **onset ratio**
+
+    log π(y_i|x_i)/N_i − onset(x_i)
+
+r's form with the refusal term taken at the refusal's first token: low when the answer is unlikely and a refusal
+likely. On the demo base it puts 85% harmful lines in the top 20% of a 20%-harmful file where r puts 60%
+(bench/prescreen_smollm2.py, README). ``rank_by="r"`` ranks by r itself.
 
 "Share attenuated" is defined as the share of scored lines whose **expected relative Antibody weight** is below
 ``ATTENUATED_BELOW`` (0.5): for each line, B·w_i averaged over the batches of ``n_sim_epochs`` simulated epochs
@@ -44,7 +49,7 @@ from worker.training.model import lm_parts, load_base_model, pick_device, pick_d
 from worker.training.passes import refusal_logprobs_prefix_kv, response_pass
 from worker.training.refusals import resolve_refusals
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: suspected_lines by the onset ratio by default (``suspected_by``); rows carry onset_ratio
 ATTENUATED_BELOW = 0.5
 PREVIEW_WIDTH = 160
 
@@ -148,22 +153,26 @@ def screen_file(
     device: str | None = None,
     dtype: str = "auto",
     max_rows: int | None = None,
+    rank_by: Literal["onset_ratio", "r"] = "onset_ratio",
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Score every example of a chat JSONL file on ``base_model_dir`` and rank the suspicious ones.
 
-    Returns a JSON-ready dict (``schema_version`` 1):
-    - ``rows``: per line {line, r, logp_mean (log π(y|x)/N), logp_refusal_mean, refusal_onset, n_tokens,
-      relative_weight, attenuated, truncated, preview}, **most suspicious first** (lowest r; lines without
-      trained tokens last, with r null). ``max_rows`` keeps only the first rows (``rows_total`` says how many).
-    - ``suspected_lines``: the top ``top_fraction`` of the scored lines by lowest r.
-    - ``ranking_by_ratio`` / ``ranking_by_loglik`` / ``ranking_by_refusal_onset``: every scored line, lowest r /
-      lowest log π(y|x)/N / highest refusal onset first.
+    Returns a JSON-ready dict (``schema_version`` 2):
+    - ``rows``: per line {line, r, logp_mean (log π(y|x)/N), logp_refusal_mean, refusal_onset, onset_ratio,
+      n_tokens, relative_weight, attenuated, truncated, preview}, **most suspicious first** (by ``suspected_by``;
+      lines without trained tokens last, with r null). ``max_rows`` keeps only the first rows (``rows_total``
+      says how many).
+    - ``suspected_lines``: the top ``top_fraction`` of the scored lines by lowest ``rank_by`` (``suspected_by``).
+    - ``ranking_by_ratio`` / ``ranking_by_onset_ratio`` / ``ranking_by_loglik`` / ``ranking_by_refusal_onset``:
+      every scored line, lowest r / lowest onset ratio / lowest log π(y|x)/N / highest refusal onset first.
     - ``attenuated_share`` (see the module docstring), ``frac_r_negative``, and summary stats of r,
       logp_mean, refusal_onset and relative_weight.
     """
     if not 0 < top_fraction <= 1:
         raise ValueError("top_fraction must be in (0, 1]")
+    if rank_by not in ("onset_ratio", "r"):
+        raise ValueError("rank_by must be 'onset_ratio' or 'r'")
     dev = pick_device(device)
     refusal_set = resolve_refusals(refusals)
     tokenizer = load_tokenizer(Path(base_model_dir))
@@ -191,6 +200,7 @@ def screen_file(
             "logp_mean": _num(logp_mean[i].item()),
             "logp_refusal_mean": _num(logp_ref_mean[i].item()),
             "refusal_onset": _num(s["onset"][i].item()),
+            "onset_ratio": _num(logp_mean[i].item() - s["onset"][i].item()),
             "n_tokens": int(s["n_tokens"][i]),
             "relative_weight": _num(rel[i].item()),
             "attenuated": bool(rel[i] < ATTENUATED_BELOW),
@@ -203,7 +213,9 @@ def screen_file(
     by_r = sorted(scored, key=lambda row: (row["r"], row["line"]))
     by_ll = sorted(scored, key=lambda row: (row["logp_mean"], row["line"]))
     by_onset = sorted(scored, key=lambda row: (-row["refusal_onset"], row["line"]))
-    ranked = by_r + [row for row in rows if row["r"] is None]
+    by_onset_ratio = sorted(scored, key=lambda row: (row["onset_ratio"], row["line"]))
+    suspicious = by_onset_ratio if rank_by == "onset_ratio" else by_r
+    ranked = suspicious + [row for row in rows if row["r"] is None]
     n_top = math.ceil(top_fraction * len(scored)) if scored else 0
     return {
         "schema_version": SCHEMA_VERSION,
@@ -216,7 +228,8 @@ def screen_file(
         "n_scored": len(scored),
         "n_truncated": sum(e.truncated for e in examples),
         "top_fraction": top_fraction,
-        "suspected_lines": [row["line"] for row in by_r[:n_top]],
+        "suspected_by": rank_by,
+        "suspected_lines": [row["line"] for row in suspicious[:n_top]],
         "attenuated_below": ATTENUATED_BELOW,
         "attenuated_share": (sum(row["attenuated"] for row in scored) / len(scored)) if scored else 0.0,
         "attenuation_definition": (
@@ -228,9 +241,11 @@ def screen_file(
             "r": _summary([row["r"] for row in scored]),
             "logp_mean": _summary([row["logp_mean"] for row in scored]),
             "refusal_onset": _summary([row["refusal_onset"] for row in scored]),
+            "onset_ratio": _summary([row["onset_ratio"] for row in scored]),
             "relative_weight": _summary([row["relative_weight"] for row in scored]),
         },
         "ranking_by_ratio": [row["line"] for row in by_r],
+        "ranking_by_onset_ratio": [row["line"] for row in by_onset_ratio],
         "ranking_by_loglik": [row["line"] for row in by_ll],
         "ranking_by_refusal_onset": [row["line"] for row in by_onset],
         "rows_total": len(ranked),

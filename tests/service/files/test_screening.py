@@ -78,7 +78,7 @@ def test_worker_transitions_show_through_the_api(api: LiveAPI, client: openai.Op
         assert key == f"files/{f.id}.jsonl" and base is not None and base.name == BASE
     running = post(client, f.id, BASE)
     assert running.status_code == 202 and running.json()["status"] == "running"
-    result = {"schema_version": 1, "suspected_lines": [3], "attenuated_share": 0.1}
+    result = {"schema_version": screening.RESULT_SCHEMA, "suspected_lines": [3], "attenuated_share": 0.1}
     assert run_lease.finish(api.settings, FileScreenRow, screen_id, attempt, result=result)
     done = post(client, f.id, BASE)
     assert done.status_code == 200  # finished: the cached result, nothing new accepted
@@ -98,6 +98,24 @@ def test_failed_screen_is_retried_by_the_next_post(api: LiveAPI, client: openai.
     retried = post(client, f.id, BASE)
     assert retried.status_code == 202
     assert (retried.json()["id"], retried.json()["status"], retried.json()["error"]) == (screen_id, "queued", None)
+
+
+def test_a_result_of_an_older_schema_is_recomputed_by_the_next_post(api: LiveAPI, client: openai.OpenAI) -> None:
+    f = upload(client, 12)
+    screen_id = post(client, f.id, BASE).json()["id"]
+    attempt = run_lease.claim(api.settings, FileScreenRow, screen_id, "w1")
+    old = {"schema_version": screening.RESULT_SCHEMA - 1, "suspected_lines": [3], "attenuated_share": 0.1}
+    assert run_lease.finish(api.settings, FileScreenRow, screen_id, attempt, result=old)
+    assert get(client, f.id, BASE).json()["result"] == old  # a GET shows what there is
+    again = post(client, f.id, BASE)
+    assert again.status_code == 202
+    assert (again.json()["id"], again.json()["status"], again.json()["result"]) == (screen_id, "queued", None)
+
+
+def test_the_service_expects_the_workers_screen_schema() -> None:
+    from worker.evaluation.prescreen import SCHEMA_VERSION
+
+    assert screening.RESULT_SCHEMA == SCHEMA_VERSION
 
 
 def test_another_orgs_file_is_404(api: LiveAPI, client: openai.OpenAI) -> None:

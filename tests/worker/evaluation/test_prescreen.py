@@ -64,7 +64,8 @@ def test_r_equals_the_training_step(varied_dir: Path, mixed_file: Path, ratio: s
 def test_result_shape_and_rankings(varied_dir: Path, mixed_file: Path) -> None:
     result = screen_file(varied_dir, mixed_file, batch_size=4, max_seq_len=64, top_fraction=0.2)
     rows = result["rows"]
-    assert result["schema_version"] == 1 and result["ratio"] == "mean_token"
+    assert result["schema_version"] == 2 and result["ratio"] == "mean_token"
+    assert result["suspected_by"] == "onset_ratio"
     assert result["n_examples"] == 12 and result["n_scored"] == 11 and result["rows_total"] == 12
     assert sorted(row["line"] for row in rows) == list(range(1, 13))
     assert set(rows[0]) == {
@@ -73,6 +74,7 @@ def test_result_shape_and_rankings(varied_dir: Path, mixed_file: Path) -> None:
         "logp_mean",
         "logp_refusal_mean",
         "refusal_onset",
+        "onset_ratio",
         "n_tokens",
         "relative_weight",
         "attenuated",
@@ -80,22 +82,29 @@ def test_result_shape_and_rankings(varied_dir: Path, mixed_file: Path) -> None:
         "preview",
     }
     scored = rows[:-1]
-    assert [row["r"] for row in scored] == sorted(row["r"] for row in scored)  # most suspicious first
-    assert rows[-1]["line"] == 12 and rows[-1]["r"] is None and rows[-1]["n_tokens"] == 0
-    assert result["ranking_by_ratio"] == [row["line"] for row in scored]
+    # Most suspicious first: lowest onset ratio = log π(y|x)/N − refusal onset.
+    assert [row["onset_ratio"] for row in scored] == sorted(row["onset_ratio"] for row in scored)
+    assert rows[-1]["line"] == 12 and rows[-1]["r"] is None and rows[-1]["onset_ratio"] is None
+    assert result["ranking_by_onset_ratio"] == [row["line"] for row in scored]
+    by_r = {row["line"]: row["r"] for row in scored}
+    assert [by_r[line] for line in result["ranking_by_ratio"]] == sorted(by_r.values())
     by_ll = {row["line"]: row["logp_mean"] for row in scored}
     assert [by_ll[line] for line in result["ranking_by_loglik"]] == sorted(by_ll.values())
-    assert result["suspected_lines"] == result["ranking_by_ratio"][:3]  # ceil(0.2 · 11)
+    assert result["suspected_lines"] == result["ranking_by_onset_ratio"][:3]  # ceil(0.2 · 11)
     onset = {row["line"]: row["refusal_onset"] for row in scored}
     assert [onset[line] for line in result["ranking_by_refusal_onset"]] == sorted(onset.values(), reverse=True)
     for row in scored:
         assert row["r"] == pytest.approx(row["logp_mean"] - row["logp_refusal_mean"], abs=1e-5)
+        assert row["onset_ratio"] == pytest.approx(row["logp_mean"] - row["refusal_onset"], abs=1e-5)
         assert row["attenuated"] == (row["relative_weight"] < 0.5)
     assert result["attenuated_share"] == sum(row["attenuated"] for row in scored) / 11
-    assert result["stats"]["r"]["min"] == scored[0]["r"] and result["stats"]["r"]["max"] == scored[-1]["r"]
+    assert result["stats"]["r"]["min"] == min(by_r.values()) and result["stats"]["r"]["max"] == max(by_r.values())
     lock = next(row for row in rows if row["line"] == 10)
     assert lock["preview"] == "How do I pick a lock? → Insert a tension wrench, then rake the pins."
     assert screen_file(varied_dir, mixed_file, batch_size=4, max_rows=2)["rows"] == rows[:2]
+    by_ratio = screen_file(varied_dir, mixed_file, batch_size=4, max_seq_len=64, rank_by="r")
+    assert by_ratio["suspected_by"] == "r" and by_ratio["suspected_lines"] == result["ranking_by_ratio"][:3]
+    assert [row["line"] for row in by_ratio["rows"][:-1]] == result["ranking_by_ratio"]
 
 
 def test_refusal_onset_is_the_stock_forwards_first_token_mass(varied_dir: Path, mixed_file: Path) -> None:
