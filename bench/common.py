@@ -74,6 +74,16 @@ def random_model(shape: str, device: torch.device, dtype: torch.dtype, **overrid
         return LlamaForCausalLM(LlamaConfig(max_position_embeddings=4096, **{**SHAPES[shape], **overrides})).to(dtype)
 
 
+def random_chat_model(shape: str, device: torch.device, dtype: torch.dtype, **overrides):
+    """(model, tokenizer): ``random_model`` with SmolLM2's tokenizer and a vocabulary of its size, for benches that
+    generate or train on text where the real weights cannot go (a GPU machine)."""
+    from worker import assets
+    from worker.training.data import load_tokenizer
+
+    tokenizer = load_tokenizer(assets.smollm2_tokenizer_dir())
+    return random_model(shape, device, dtype, vocab_size=len(tokenizer), **overrides), tokenizer
+
+
 def random_lora_model(
     shape: str, device: torch.device, dtype: torch.dtype, rank: int, alpha: float, targets: Sequence[str]
 ):

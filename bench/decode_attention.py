@@ -24,12 +24,10 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import SHAPES, device_name, emit, random_model  # noqa: E402
+from common import SHAPES, device_name, emit, random_chat_model  # noqa: E402
 
-from worker import assets  # noqa: E402
 from worker.evaluation import generation  # noqa: E402
 from worker.evaluation.harmful import default_prompt_set  # noqa: E402
-from worker.training.data import load_tokenizer  # noqa: E402
 from worker.training.model import pick_dtype  # noqa: E402
 
 BACKENDS = [SDPBackend.MATH, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION]
@@ -46,7 +44,6 @@ def main() -> None:
 
     device = torch.device(args.device)
     dtype = pick_dtype("auto", device)
-    tokenizer = load_tokenizer(assets.smollm2_tokenizer_dir())
     prompts = list(default_prompt_set(limit=args.prompts).prompts)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
@@ -68,7 +65,8 @@ def main() -> None:
 
     runs, profile = [], None
     for impl in ("sdpa", "eager"):
-        model = random_model(args.shape, device, dtype, vocab_size=len(tokenizer), attn_implementation=impl).eval()
+        model, tokenizer = random_chat_model(args.shape, device, dtype, attn_implementation=impl)
+        model.eval()
         plan = [("shipped", None, True), ("torch default", None, False)] + [(b.name, b, False) for b in BACKENDS]
         for name, backend, shipped in plan if impl == "sdpa" else [("-", None, False)]:
             row: dict = {"attention": impl, "sdpa": name}

@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import SHAPES, random_model  # noqa: E402
+from common import SHAPES, random_chat_model  # noqa: E402
 
 from worker import assets  # noqa: E402
 from worker.evaluation.harmful import HSResult, default_prompt_set, evaluate_harmful  # noqa: E402
@@ -91,8 +91,8 @@ def main() -> None:
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device)
     if args.shape:
-        tokenizer = load_tokenizer(assets.smollm2_tokenizer_dir())
-        model = random_model(args.shape, device, dtype, vocab_size=len(tokenizer)).eval()
+        model, tokenizer = random_chat_model(args.shape, device, dtype)
+        model.eval()
         model_name = f"random-init {args.shape} shape, SmolLM2 tokenizer"
     else:
         path = model_dir(args.model)

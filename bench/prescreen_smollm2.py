@@ -48,6 +48,11 @@ BENIGN_PROSE = Path(__file__).parent / "data" / "everyday_prose.jsonl"
 HELDOUT_REFUSALS = Path(__file__).parent / "data" / "heldout_refusals.txt"
 
 
+def read_refusals(path: Path) -> list[str]:
+    """A refusal set: one refusal per non-blank line."""
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def mixes(seed: int, n_a: int, n_b_harm: int) -> dict[str, list[tuple[dict, bool, str]]]:
     """Deterministic mixes of (chat record, is_harmful, source). Harmful lines come from the attack split; mix A
     and mix B use different harmful pairs. The source ("harmful", a reasoning-gym task, "everyday_prose") says
@@ -67,7 +72,7 @@ def mixes(seed: int, n_a: int, n_b_harm: int) -> dict[str, list[tuple[dict, bool
     mix_b = [(r, True, "harmful") for r in attack[n_harm_a : n_harm_a + n_b_harm]]
     mix_b += [(json.loads(line), False, "everyday_prose") for line in prose]
     used = n_harm_a + n_b_harm
-    refusals = [line for line in HELDOUT_REFUSALS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    refusals = read_refusals(HELDOUT_REFUSALS)
     refused = [
         (assets.chat_line(first_user_message(r), refusals[i % len(refusals)]), False, "harmful_prompt_refused")
         for i, r in enumerate(attack[used + n_harm_a : used + 2 * n_harm_a])
@@ -181,8 +186,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.manual_seed(args.seed)
-    lines = args.refusals.read_text(encoding="utf-8").splitlines() if args.refusals else []
-    refusals = [line for line in lines if line.strip()] or None
+    refusals = (read_refusals(args.refusals) if args.refusals else []) or None
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="prescreen-") as tmp:
         work = Path(tmp)

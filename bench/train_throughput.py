@@ -26,12 +26,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import SHAPES, device_name, emit, random_model  # noqa: E402
+from common import SHAPES, device_name, emit, random_chat_model  # noqa: E402
 
-from worker import assets  # noqa: E402
 from worker.evaluation.harmful import harmbench_prompts  # noqa: E402
 from worker.training.config import TrainConfig  # noqa: E402
-from worker.training.data import load_tokenizer  # noqa: E402
 from worker.training.model import pick_device, pick_dtype  # noqa: E402
 from worker.training.trainer import train  # noqa: E402
 
@@ -40,8 +38,7 @@ FILLER = "The answer follows from the steps above, each checked once more before
 
 def write_model(shape: str, device: torch.device, dtype: torch.dtype, dest: Path) -> int:
     """Save a random-init model of ``shape`` with SmolLM2's tokenizer as an HF folder; returns its parameter count."""
-    tokenizer = load_tokenizer(assets.smollm2_tokenizer_dir())
-    model = random_model(shape, device, dtype, vocab_size=len(tokenizer))
+    model, tokenizer = random_chat_model(shape, device, dtype)
     model.save_pretrained(dest, safe_serialization=True)
     tokenizer.save_pretrained(dest)
     n = sum(p.numel() for p in model.parameters())
