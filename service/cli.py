@@ -23,8 +23,15 @@ def serve(host: str, port: int, workers: int) -> None:
     """Run the API server (uvicorn)."""
     import uvicorn
 
+    # Open event streams would otherwise hold a shutdown for up to FTAAS_STREAM_MAX_S; followers reconnect.
     uvicorn.run(
-        "service.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info"
+        "service.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        timeout_graceful_shutdown=10,
     )
 
 

@@ -27,6 +27,17 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 512 * 1024 * 1024
     max_line_bytes: int = 4 * 1024 * 1024
     min_examples: int = 10
+    # The upload form's parts besides `file` stay in memory until the body ends, so they are bounded, and a request
+    # is refused as soon as it passes a bound (OpenAI's form has 3 such fields: purpose, expires_after[...])
+    max_form_fields: int = 16  # non-file parts; more is a 400
+    max_form_field_bytes: int = 4 * 1024  # one non-file field's value; more is a 413
+    max_part_header_bytes: int = 8 * 1024  # all headers of one part, the file's included (a 512-char filename fits)
+
+    # Files janitor (API process, service/files/janitor.py): a SIGKILLed upload leaves temp parts (S3: incomplete
+    # multipart uploads) and maybe bytes whose row never committed; expired files are purged. Leftovers must be idle
+    # for min_age so an upload still in flight is never touched
+    janitor_interval_s: float = 600.0  # a pass at startup, then this often; 0 turns the janitor off
+    janitor_min_age_s: float = 3600.0
 
     # Jobs
     allow_unaligned_base: bool = False
@@ -43,6 +54,19 @@ class Settings(BaseSettings):
     requeue_after_s: float = 600.0  # re-send a queued job's task if no worker took it for this long
     task_time_limit_s: int = 48 * 3600  # hard limit per job task; Redis visibility_timeout is set above it
     worker_gpu_classes: str = "default"  # comma-separated queues (gpu.<class>) a worker consumes
+
+    # Requests handled at once per API process; the rest wait on the event loop, then 503 (service/inflight.py).
+    # Must stay below both Starlette's 40 threads and service.db.POOL_CAPACITY (50).
+    api_max_inflight: int = 32
+    api_queue_timeout_s: float = 30.0
+
+    # Event streams (GET /v1/fine_tuning/jobs/{id}/events?stream=true): one shared DB poll per followed job, no thread
+    # held per follower; the bounds cap open sockets (each one a file descriptor) per org and per API process
+    stream_poll_s: float = 0.5  # how often a followed job's new events and status are read
+    stream_keepalive_s: float = 15.0  # an SSE comment after this much silence keeps proxies from closing the stream
+    stream_max_s: float = 3600.0  # a stream then ends (without [DONE]) so clients reconnect, with Last-Event-ID
+    max_streams_per_org: int = 100
+    max_streams_total: int = 1000
 
     # Evaluation of every job (HS on held-out harmful prompts, FA on validation data) and the safety gate
     eval_harmful_prompts: int = 100
@@ -63,6 +87,8 @@ class Settings(BaseSettings):
 
     # Secret used to sign artifact download links and webhooks; must be set outside dev.
     secret_key: str = "dev"
+    # Swagger UI at /docs, honoured only with env=dev: it loads its JS from a CDN (service/docs.py)
+    docs: bool = False
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +17,7 @@ class AppError(Exception):
     status_code = 400
     type = "invalid_request_error"
     code: str | None = None
+    headers: dict[str, str] | None = None  # extra response headers, e.g. retry-after on a 429
 
     def __init__(
         self,
@@ -62,23 +64,37 @@ class PayloadTooLarge(AppError):
     code = "file_too_large"
 
 
+class TooManyRequests(AppError):
+    """429 in OpenAI's rate-limit shape; `retry_after` (seconds) becomes the header the SDKs back off by."""
+
+    status_code = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int, param: str | None = None) -> None:
+        super().__init__(message, param=param)
+        self.headers = {"retry-after": str(retry_after)}
+
+
 def error_body(message: str, type: str, param: str | None = None, code: str | None = None) -> dict:
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
-def _json(status: int, body: dict, headers: dict | None = None) -> JSONResponse:
+def _json(status: int, body: dict, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
 def _field_path(loc: tuple) -> str | None:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or None
+    # Only the leading source is dropped: a body field may itself be called `path` (RegisterBaseModel.path).
+    if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+        loc = loc[1:]
+    return ".".join(str(p) for p in loc) or None
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
-        return _json(exc.status_code, error_body(exc.message, exc.type, exc.param, exc.code))
+        return _json(exc.status_code, error_body(exc.message, exc.type, exc.param, exc.code), exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -103,4 +119,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
-        return _json(500, error_body("The server had an error processing your request.", "server_error"))
+        # Close the connection: whatever broke may have left the request half-read (e.g. a body not consumed).
+        return _json(
+            500,
+            error_body("The server had an error processing your request.", "server_error"),
+            {"Connection": "close"},
+        )

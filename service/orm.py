@@ -208,3 +208,15 @@ class WorkerRow(Base):
     started_at: Mapped[int] = mapped_column(BigInteger)
     last_seen_at: Mapped[float] = mapped_column(index=True)
     current_task: Mapped[str | None] = mapped_column(String(400), default=None)  # e.g. "ftaas.process_job(ftjob-…)"
+
+
+class DashboardSessionRow(Base):
+    """A browser session of the ops dashboard (service/dashboard/login.py). The cookie holds a random token and this
+    row only its SHA-256, so neither a DB dump nor a key hash can be turned into a cookie; logout sets revoked_at."""
+
+    __tablename__ = "dashboard_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(ForeignKey("api_keys.key_hash", ondelete="CASCADE"), index=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger, default=None)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import openai
 import uvicorn
 
@@ -72,13 +73,13 @@ def settings_env(settings: Settings, **overrides: object) -> dict[str, str]:
     return env
 
 
-class WorkerProcess:
-    """`python -m service.cli worker` in its own process group, so a test can SIGKILL the whole worker."""
+class CliProcess:
+    """`python -m service.cli ARGS` in its own process group, so a test can SIGKILL all of it."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "worker", "--loglevel", "INFO"],
+            [sys.executable, "-m", "service.cli", *args],
             env={**os.environ, **env},
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
@@ -96,6 +97,28 @@ class WorkerProcess:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.kill9()
+
+
+class WorkerProcess(CliProcess):
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        super().__init__(["worker", "--loglevel", "INFO"], env, log)
+
+
+class ServerProcess(CliProcess):
+    """`ftaas serve` on a free port; returns once /healthz answers."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        port = servers.free_port()
+        self.base_url = f"http://127.0.0.1:{port}"
+        super().__init__(["serve", "--port", str(port)], env, log)
+        wait_for(self._healthy, 60, f"the API server to start (log: {log})")
+
+    def _healthy(self) -> bool:
+        assert self.proc.poll() is None, f"the API server exited (log: {self.log})"
+        try:
+            return httpx.get(self.base_url + "/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.1) -> object:

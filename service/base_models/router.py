@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.base_models import alignments, repository, service
 from service.deps import AdminOrg, SessionDep, SettingsDep, StoreDep
+from service.edge import BoundedJson, SafeStr
 
 router = APIRouter(prefix="/admin/base_models", tags=["admin"])
+
+# The column widths of BaseModelRow / AlignmentRow: longer would be a database error, not a 400.
+ModelName = Annotated[SafeStr, Field(max_length=200)]
+GpuClass = Annotated[SafeStr, Field(max_length=40)]
 
 
 class RegisterBaseModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str
-    path: str
+    name: ModelName
+    path: Annotated[SafeStr, Field(max_length=1024)]
     aligned: bool = False
-    gpu_class: str = "default"
-    manifest: dict[str, Any] | None = None
+    gpu_class: GpuClass = "default"
+    manifest: BoundedJson | None = None
 
 
 @router.get("")
@@ -36,14 +41,14 @@ class AlignBaseModel(BaseModel):
     """Antibody alignment stage (stage 1) on a source model; the result is registered under `name`."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str
-    source: str = "smollm2"
+    name: ModelName
+    source: ModelName = "smollm2"
     mode: Literal["antibody", "sft"] = "antibody"
     max_steps: int = Field(default=40, ge=1, le=100_000)
     batch_size: int = Field(default=8, ge=2, le=1024)
-    eval_harmful: int = Field(default=100, ge=1)
-    eval_benign: int = Field(default=50, ge=1)
-    gpu_class: str = "default"
+    eval_harmful: int = Field(default=100, ge=1, le=100_000)
+    eval_benign: int = Field(default=50, ge=1, le=100_000)
+    gpu_class: GpuClass = "default"
 
 
 @router.post("/align", status_code=202)

@@ -57,22 +57,34 @@ def _html(template: str, status_code: int, **context: Any) -> HTMLResponse:
             "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
         ),
         "Cache-Control": "no-store",
-        "Referrer-Policy": "no-referrer",
+        # Not no-referrer: under it browsers send `Origin: null` on our own form POSTs, which csrf.same_origin
+        # must refuse. same-origin still sends nothing to other sites.
+        "Referrer-Policy": "same-origin",
         "X-Content-Type-Options": "nosniff",
     }
     return HTMLResponse(body, status_code=status_code, headers=headers)
 
 
-def login_page(request: Request, message: str | None = None, status_code: int = 200) -> HTMLResponse:
-    return _html("login.html", status_code, message=message, login_url=request.url_for("dashboard_login").path)
+def login_page(
+    request: Request, csrf_token: str, message: str | None = None, status_code: int = 200, notice: str | None = None
+) -> HTMLResponse:
+    return _html(
+        "login.html",
+        status_code,
+        message=message,
+        notice=notice,
+        csrf_token=csrf_token,
+        login_url=request.url_for("dashboard_login").path,
+    )
 
 
-def dashboard_page(request: Request, data: Dashboard, org_name: str) -> HTMLResponse:
+def dashboard_page(request: Request, data: Dashboard, org_name: str, csrf_token: str) -> HTMLResponse:
     return _html(
         "dashboard.html",
         200,
         d=data,
         org_name=org_name,
+        csrf_token=csrf_token,
         logout_url=request.url_for("dashboard_logout").path,
         json_url=request.url_for("admin_dashboard").path,
     )

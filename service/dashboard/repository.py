@@ -1,13 +1,22 @@
-"""All SQL for the ops dashboard: read-only, across every org."""
+"""All SQL for the ops dashboard: the snapshot (read-only, across every org) and the browser sessions."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from service.orm import AlignmentRow, BaseModelRow, FileScreenRow, JobRow, OrgRow, WorkerRow
+from service.orm import (
+    AlignmentRow,
+    ApiKeyRow,
+    BaseModelRow,
+    DashboardSessionRow,
+    FileScreenRow,
+    JobRow,
+    OrgRow,
+    WorkerRow,
+)
 
 
 def count_by_status(session: Session, table: type[JobRow] | type[FileScreenRow]) -> dict[str, int]:
@@ -38,3 +47,38 @@ def recent_alignments(session: Session, limit: int) -> list[AlignmentRow]:
 
 def base_models(session: Session) -> list[BaseModelRow]:
     return list(session.scalars(select(BaseModelRow).order_by(BaseModelRow.created_at, BaseModelRow.name)))
+
+
+def add_session(session: Session, token_hash: str, key_hash: str, created_at: int, expires_at: int) -> None:
+    session.add(
+        DashboardSessionRow(token_hash=token_hash, key_hash=key_hash, created_at=created_at, expires_at=expires_at)
+    )
+
+
+def session_admin(session: Session, token_hash: str, at: int) -> OrgRow | None:
+    """The org of a live session: not revoked, not expired, and its key still unrevoked and admin."""
+    query = (
+        select(OrgRow)
+        .join(ApiKeyRow, ApiKeyRow.org_id == OrgRow.id)
+        .join(DashboardSessionRow, DashboardSessionRow.key_hash == ApiKeyRow.key_hash)
+        .where(
+            DashboardSessionRow.token_hash == token_hash,
+            DashboardSessionRow.revoked_at.is_(None),
+            DashboardSessionRow.expires_at > at,
+            ApiKeyRow.revoked_at.is_(None),
+            ApiKeyRow.is_admin.is_(True),
+        )
+    )
+    return session.scalar(query)
+
+
+def revoke_session(session: Session, token_hash: str, at: int) -> None:
+    session.execute(
+        update(DashboardSessionRow)
+        .where(DashboardSessionRow.token_hash == token_hash, DashboardSessionRow.revoked_at.is_(None))
+        .values(revoked_at=at)
+    )
+
+
+def delete_expired_sessions(session: Session, at: int) -> None:
+    session.execute(delete(DashboardSessionRow).where(DashboardSessionRow.expires_at <= at))

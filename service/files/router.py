@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from service.deps import CurrentOrg, SessionDep, SettingsDep, StoreDep
-from service.errors import error_body
+from service.errors import AppError, error_body
 from service.files import screening, service
 from service.files.schemas import FileDeleted, FileList, FileObject
 from service.files.screening import FileScreen, ScreenCreate
@@ -16,15 +16,46 @@ from service.pagination import list_body
 
 router = APIRouter(prefix="/files", tags=["files"])
 
+# The handler parses the raw stream (service.upload), so FastAPI cannot derive the form: it is written out here.
+_UPLOAD_FORM = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file", "purpose"],
+                "properties": {
+                    "file": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "Chat-format JSONL, one training example per line.",
+                    },
+                    "purpose": {"type": "string", "enum": list(service.UPLOAD_PURPOSES)},
+                    "expires_after[anchor]": {"type": "string", "enum": ["created_at"]},
+                    "expires_after[seconds]": {"type": "integer", "minimum": 3600, "maximum": 2592000},
+                },
+            }
+        }
+    },
+}
 
-@router.post("", response_model=FileObject)
+
+@router.post("", response_model=FileObject, openapi_extra={"requestBody": _UPLOAD_FORM})
 async def create_file(request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep, org: CurrentOrg):
-    row, result = await service.upload(request, session, store, settings, org)
+    try:
+        row, result = await service.upload(request, session, store, settings, org)
+    except AppError as exc:
+        # The body is refused part-read; with keep-alive uvicorn would go on reading (and dropping) all the rest.
+        return _error_response(exc, headers={"Connection": "close"})
     if not result.ok:
         # Returned, not raised: the error row must commit so `files.retrieve` shows status_details.
-        err = service.invalid_file_error(row)
-        return JSONResponse(status_code=400, content=error_body(err.message, err.type, err.param, err.code))
+        return _error_response(service.invalid_file_error(row))
     return FileObject.of(row)
+
+
+def _error_response(err: AppError, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = error_body(err.message, err.type, err.param, err.code)
+    return JSONResponse(status_code=err.status_code, content=body, headers=headers)
 
 
 @router.get("", response_model=FileList)
@@ -45,7 +76,11 @@ def retrieve_file(file_id: str, session: SessionDep, org: CurrentOrg):
     return FileObject.of(service.get(session, org, file_id))
 
 
-@router.get("/{file_id}/content")
+@router.get(
+    "/{file_id}/content",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+)
 def file_content(file_id: str, session: SessionDep, store: StoreDep, org: CurrentOrg):
     return StreamingResponse(service.content(session, store, org, file_id), media_type="application/octet-stream")
 

@@ -15,9 +15,9 @@ compare-and-set makes a duplicate delivery a no-op).
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from service.auth.service import Principal
 from service.base_models import service as base_models
 from service.config import Settings
+from service.edge import SafeStr
 from service.errors import InvalidRequest, NotFound
 from service.files import repository as files
 from service.files.screen_queue import enqueue_screen
@@ -37,7 +38,7 @@ RESULT_SCHEMA = 2  # worker.evaluation.prescreen.SCHEMA_VERSION (a test keeps th
 
 
 class ScreenCreate(BaseModel):
-    model: str
+    model: Annotated[SafeStr, Field(min_length=1, max_length=200)]  # BaseModelRow.name is String(200)
 
 
 class FileScreen(BaseModel):

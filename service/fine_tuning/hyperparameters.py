@@ -49,8 +49,9 @@ def resolve(body: JobCreate, n_examples: int) -> dict[str, int | float]:
             "batch_size must be between 2 and 256: Antibody's safety weighting compares samples within a batch.",
             param=f"{param}.batch_size",
         )
-    if not 0 < float(lr_mult) <= 10:
+    # The floor keeps out subnormals such as 1e-320 (a learning rate that trains nothing); NaN fails every test.
+    if not 1e-6 <= float(lr_mult) <= 10:
         raise InvalidRequest(
-            "learning_rate_multiplier must be > 0 and ≤ 10.", param=f"{param}.learning_rate_multiplier"
+            "learning_rate_multiplier must be between 0.000001 and 10.", param=f"{param}.learning_rate_multiplier"
         )
     return {"batch_size": batch_size, "learning_rate_multiplier": float(lr_mult), "n_epochs": n_epochs}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Exists, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from service.ids import new_id, now
@@ -31,14 +31,23 @@ def add(session: Session, row: JobRow) -> JobRow:
     return row
 
 
+def _metadata_is(key: str, value: str) -> Exists:
+    """SQLite: metadata[key] == value, matching the key as data. SQLAlchemy's `col[key]` formats the key into a
+    JSON path ('$."key"'), which a key holding '"' or a NUL breaks; PostgreSQL's `->>` binds it, so it needs no
+    such detour."""
+    each = func.json_each(JobRow.job_metadata).table_valued("key", "value", "type")
+    return exists().where(each.c.key == key, each.c.type == "text", each.c.value == value)
+
+
 def list_page(
     session: Session, org_id: str | None, *, after: str | None, limit: int, metadata: dict[str, str]
 ) -> tuple[list[JobRow], bool]:
     query = select(JobRow)
     if org_id is not None:
         query = query.where(JobRow.org_id == org_id)
+    sqlite = session.get_bind().dialect.name == "sqlite"
     for key, value in metadata.items():
-        query = query.where(JobRow.job_metadata[key].as_string() == value)
+        query = query.where(_metadata_is(key, value) if sqlite else JobRow.job_metadata[key].as_string() == value)
     return page(session, query, JobRow.seq, JobRow.id, after=after, limit=limit)
 
 
@@ -103,3 +112,16 @@ def checkpoints_page(
 ) -> tuple[list[CheckpointRow], bool]:
     query = select(CheckpointRow).where(CheckpointRow.job_id == job_id)
     return page(session, query, CheckpointRow.seq, CheckpointRow.id, after=after, limit=limit)
+
+
+def poll_events(session: Session, job_id: str, after_seq: int) -> tuple[str | None, list[JobEventRow]]:
+    """The job's status (None once deleted) and its events after `after_seq`, oldest first, for event streams.
+
+    The status is read first: a cancel commits its transition and its last event together, so a terminal status
+    seen here guarantees the events read next include that last event (read the other way round, a stream could
+    end with [DONE] but without "Fine-tuning job cancelled")."""
+    status = session.scalar(select(JobRow.status).where(JobRow.id == job_id))
+    rows = session.scalars(
+        select(JobEventRow).where(JobEventRow.job_id == job_id, JobEventRow.seq > after_seq).order_by(JobEventRow.seq)
+    ).all()
+    return status, list(rows)

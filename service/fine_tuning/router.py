@@ -6,24 +6,42 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from service.deps import AdminOrg, CurrentOrg, SessionDep, SettingsDep, StoreDep
-from service.fine_tuning import service, streams
-from service.fine_tuning.schemas import JobCreate, checkpoint_object, event_object, job_object
+from service.fine_tuning import event_stream, service, streams
+from service.fine_tuning.objects import (
+    CheckpointList,
+    EventList,
+    FineTuningJob,
+    JobList,
+    checkpoint_object,
+    event_object,
+    job_object,
+)
+from service.fine_tuning.schemas import JobCreate
 from service.pagination import list_body
 
 router = APIRouter(prefix="/fine_tuning/jobs", tags=["fine-tuning"])
 admin_router = APIRouter(prefix="/admin/fine_tuning/jobs", tags=["admin"])
 
 Limit = Annotated[int, Query(ge=1, le=100)]
+# One server-sent event of `?stream=true` (OpenAPI 3.1 reads an event stream's schema as each event's).
+SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "id": {"type": "string", "description": "the event's id, for Last-Event-ID"},
+        "data": {"type": "string", "description": "a fine_tuning.job.event object as JSON; `[DONE]` last"},
+    },
+}
 
 
 def _metadata_filter(request: Request) -> dict[str, str]:
     return {k[9:-1]: v for k, v in request.query_params.items() if k.startswith("metadata[") and k.endswith("]")}
 
 
-@router.post("")
+@router.post("", response_model=FineTuningJob)
 def create_job(
     body: JobCreate,
     session: SessionDep,
@@ -34,7 +52,7 @@ def create_job(
     return job_object(service.create(session, settings, org, body, idempotency_key))
 
 
-@router.get("")
+@router.get("", response_model=JobList)
 def list_jobs(request: Request, session: SessionDep, org: CurrentOrg, after: str | None = None, limit: Limit = 20):
     rows, more = service.list_jobs(
         session, org, after=after, limit=limit, metadata=_metadata_filter(request), all_orgs=False
@@ -42,44 +60,53 @@ def list_jobs(request: Request, session: SessionDep, org: CurrentOrg, after: str
     return list_body([job_object(r) for r in rows], more)
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", response_model=FineTuningJob)
 def retrieve_job(job_id: str, session: SessionDep, org: CurrentOrg):
     return job_object(service.get(session, org, job_id))
 
 
-@router.post("/{job_id}/cancel")
+@router.post("/{job_id}/cancel", response_model=FineTuningJob)
 def cancel_job(job_id: str, session: SessionDep, settings: SettingsDep, org: CurrentOrg):
     return job_object(service.cancel(session, settings, org, job_id))
 
 
-@router.post("/{job_id}/pause")
+@router.post("/{job_id}/pause", response_model=FineTuningJob)
 def pause_job(job_id: str, session: SessionDep, org: CurrentOrg):
     return job_object(service.pause(session, org, job_id))
 
 
-@router.post("/{job_id}/resume")
+@router.post("/{job_id}/resume", response_model=FineTuningJob)
 def resume_job(job_id: str, session: SessionDep, settings: SettingsDep, org: CurrentOrg):
     return job_object(service.resume(session, settings, org, job_id))
 
 
-@router.get("/{job_id}/events")
+@router.get(
+    "/{job_id}/events",
+    response_model=EventList,
+    responses={200: {"content": {"text/event-stream": {"schema": SSE_EVENT}}}},
+)
 def list_events(
     job_id: str,
+    request: Request,
     session: SessionDep,
-    settings: SettingsDep,
     org: CurrentOrg,
     after: str | None = None,
     limit: Limit = 20,
     stream: bool = False,
+    last_event_id: Annotated[str | None, Header()] = None,
 ):
-    if stream:  # additive: server-sent events, oldest first, until the job ends
+    if stream:  # additive: server-sent events, oldest first, until the job ends (429 past the open-stream bounds)
         job = service.get(session, org, job_id)
-        return StreamingResponse(streams.event_stream(settings.database_url, job.id), media_type="text/event-stream")
+        return event_stream.open_stream(request.app.state.stream_hub, org.org_id, job.id, last_event_id)
     rows, more = service.events(session, org, job_id, after=after, limit=limit)
     return list_body([event_object(r) for r in rows], more)
 
 
-@router.get("/{job_id}/adapter")
+@router.get(
+    "/{job_id}/adapter",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}}},
+)
 def download_adapter(job_id: str, session: SessionDep, store: StoreDep, org: CurrentOrg):
     """Additive: the trained LoRA adapter (PEFT safetensors) as `adapter.tar.gz`."""
     keys = service.adapter_files(session, store, org, job_id)
@@ -90,7 +117,7 @@ def download_adapter(job_id: str, session: SessionDep, store: StoreDep, org: Cur
     )
 
 
-@router.get("/{job_id}/checkpoints")
+@router.get("/{job_id}/checkpoints", response_model=CheckpointList)
 def list_checkpoints(job_id: str, session: SessionDep, org: CurrentOrg, after: str | None = None, limit: Limit = 10):
     rows, more = service.checkpoints(session, org, job_id, after=after, limit=limit)
     return list_body([checkpoint_object(r) for r in rows], more)
@@ -102,7 +129,7 @@ def job_report(job_id: str, session: SessionDep, store: StoreDep, org: CurrentOr
     return Response(service.report_bytes(session, store, org, job_id, "report.json"), media_type="application/json")
 
 
-@router.get("/{job_id}/report.html")
+@router.get("/{job_id}/report.html", response_class=HTMLResponse)
 def job_report_html(job_id: str, session: SessionDep, store: StoreDep, org: CurrentOrg):
     return Response(service.report_bytes(session, store, org, job_id, "report.html"), media_type="text/html")
 
@@ -114,7 +141,7 @@ def job_attenuation(job_id: str, session: SessionDep, store: StoreDep, org: Curr
     return {"object": "fine_tuning.job.attenuation", "fine_tuning_job_id": job_id, **(report.get("attenuation") or {})}
 
 
-@admin_router.get("")
+@admin_router.get("", response_model=JobList)
 def list_all_jobs(request: Request, session: SessionDep, admin: AdminOrg, after: str | None = None, limit: Limit = 20):
     rows, more = service.list_jobs(
         session, admin, after=after, limit=limit, metadata=_metadata_filter(request), all_orgs=True

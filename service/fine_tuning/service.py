@@ -21,6 +21,9 @@ from service.orm import FileRow, JobRow
 from service.queue import enqueue_job, notify_outcome_after_commit
 from service.storage import ObjectNotFound, ObjectStore
 
+MAX_IDEMPOTENCY_KEY = 255  # JobRow.idempotency_key is String(255)
+MAX_FILTER_KEY, MAX_FILTER_VALUE, MAX_FILTERS = 64, 512, 16  # as for metadata itself (JobCreate)
+
 
 class InvalidState(InvalidRequest):
     code = "invalid_job_state"
@@ -61,6 +64,12 @@ def _validate(session: Session, settings: Settings, principal: Principal, body: 
             code="model_not_available",
         )
     training = _training_file(session, principal, body.training_file, "training_file")
+    if body.validation_file == body.training_file:
+        raise InvalidRequest(
+            "validation_file must differ from training_file: metrics on the training data itself would hide "
+            "overfitting.",
+            param="validation_file",
+        )
     if body.validation_file:
         _training_file(session, principal, body.validation_file, "validation_file")
     return base.gpu_class, training.examples or 0
@@ -73,7 +82,11 @@ def _request_hash(body: JobCreate) -> str:
 def create(
     session: Session, settings: Settings, principal: Principal, body: JobCreate, idempotency_key: str | None
 ) -> JobRow:
-    digest = _request_hash(body)
+    if idempotency_key is not None and len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidRequest(
+            f"Idempotency-Key is longer than {MAX_IDEMPOTENCY_KEY} characters.", param="Idempotency-Key"
+        )
+    digest = _request_hash(body)  # safe on any body JobCreate accepts: its integers and nesting are bounded
     if idempotency_key:
         existing = repository.get_by_idempotency_key(session, principal.org_id, idempotency_key)
         if existing is not None:
@@ -167,6 +180,19 @@ def resume(session: Session, settings: Settings, principal: Principal, job_id: s
     return job
 
 
+def _check_metadata_filter(metadata: dict[str, str]) -> None:
+    """A filter no stored metadata could match is a mistake worth a 400, not an empty page."""
+    if len(metadata) > MAX_FILTERS:
+        raise InvalidRequest(f"At most {MAX_FILTERS} metadata filters.", param="metadata")
+    for key, value in metadata.items():
+        if len(key) > MAX_FILTER_KEY or len(value) > MAX_FILTER_VALUE:
+            raise InvalidRequest(
+                f"metadata[key]=value filters take keys of at most {MAX_FILTER_KEY} characters and values of at "
+                f"most {MAX_FILTER_VALUE}.",
+                param="metadata",
+            )
+
+
 def list_jobs(
     session: Session,
     principal: Principal,
@@ -176,6 +202,7 @@ def list_jobs(
     metadata: dict[str, str],
     all_orgs: bool,
 ) -> tuple[list[JobRow], bool]:
+    _check_metadata_filter(metadata)
     org = None if all_orgs else principal.org_id
     return repository.list_page(session, org, after=after, limit=limit, metadata=metadata)
 

@@ -1,19 +1,12 @@
-"""Byte streams for the jobs API: the adapter as a tar.gz, and events as server-sent events."""
+"""The trained adapter as a streamed tar.gz (server-sent events live in `event_stream`)."""
 
 from __future__ import annotations
 
 import io
-import json
 import tarfile
 import time
 from collections.abc import Iterator
 
-from sqlalchemy import select
-
-from service.db import session_scope
-from service.fine_tuning.repository import TERMINAL
-from service.fine_tuning.schemas import event_object
-from service.orm import JobEventRow, JobRow
 from service.storage import ObjectStore
 
 
@@ -64,22 +57,3 @@ class _ChunkReader(io.RawIOBase):
         out, self.pending = (self.pending, b"") if n < 0 else (self.pending[:n], self.pending[n:])
         return out
 
-
-def event_stream(database_url: str, job_id: str, poll_s: float = 0.5) -> Iterator[str]:
-    """New events oldest-first as SSE `data:` lines until the job reaches a terminal state, then `[DONE]`."""
-    last_seq = 0
-    while True:
-        with session_scope(database_url) as session:
-            rows = session.scalars(
-                select(JobEventRow)
-                .where(JobEventRow.job_id == job_id, JobEventRow.seq > last_seq)
-                .order_by(JobEventRow.seq)
-            ).all()
-            status = session.scalar(select(JobRow.status).where(JobRow.id == job_id))
-        for row in rows:
-            last_seq = row.seq
-            yield f"data: {json.dumps(event_object(row))}\n\n"
-        if status in TERMINAL or status is None:
-            yield "data: [DONE]\n\n"
-            return
-        time.sleep(poll_s)

@@ -160,6 +160,18 @@ class ObjectStore(ABC):
         """Delete every key that starts with ``prefix`` (non-empty) and return how many there were."""
 
     @abstractmethod
+    def list_modified(self, prefix: str) -> builtins.list[tuple[str, float]]:
+        """Like ``list``, with each key's last-modified time (epoch seconds)."""
+
+    @abstractmethod
+    def abort_stale_uploads(self, before: float) -> int:
+        """Discard uploads that a dead process never finished, idle since before ``before`` (epoch seconds).
+
+        Local temp parts, or S3 incomplete multipart uploads; returns how many. Only uploads without any
+        activity since ``before`` go, so pass a cutoff well behind the slowest upload still in flight.
+        """
+
+    @abstractmethod
     def presigned_url(self, key: str, expires_s: int = 3600) -> str | None:
         """A URL that GETs the object without credentials, or None where the backend has none."""
 

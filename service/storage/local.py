@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins  # ``list`` is a method here, which shadows the builtin in class scope
 import contextlib
 import os
 import shutil
@@ -180,6 +181,27 @@ class LocalObjectStore(ObjectStore):
             ]
             keys.extend(rel + name for name in filenames if (rel + name).startswith(prefix))
         return sorted(keys)
+
+    def list_modified(self, prefix: str) -> builtins.list[tuple[str, float]]:
+        listed = []
+        for key in self.list(prefix):
+            try:
+                listed.append((key, self._path(key).stat().st_mtime))
+            except FileNotFoundError:  # deleted since the walk
+                continue
+        return listed
+
+    def abort_stale_uploads(self, before: float) -> int:
+        # A writer's buffer reaches its part at least every 1 MiB it is fed, so the mtime tells a live upload from
+        # one whose process died (SIGKILL never runs the writer's abort).
+        removed = 0
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.root / TMP_DIR) as entries:
+            for entry in entries:
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < before:
+                        os.unlink(entry.path)
+                        removed += 1
+        return removed
 
     def delete(self, key: str) -> None:
         path = self._path(key)

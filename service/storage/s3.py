@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins  # ``list`` is a method here, which shadows the builtin in class scope
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -211,6 +212,48 @@ class S3ObjectStore(ObjectStore):
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.root + prefix):
             keys.extend(obj["Key"][len(self.root) :] for obj in page.get("Contents", ()))
         return sorted(keys)
+
+    def list_modified(self, prefix: str) -> builtins.list[tuple[str, float]]:
+        _validate_prefix(prefix)
+        paginator = self.client.get_paginator("list_objects_v2")
+        listed: list[tuple[str, float]] = []
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.root + prefix):
+            listed.extend(
+                (obj["Key"][len(self.root) :], obj["LastModified"].timestamp()) for obj in page.get("Contents", ())
+            )
+        return sorted(listed)
+
+    def abort_stale_uploads(self, before: float) -> int:
+        from botocore.exceptions import ClientError
+
+        aborted = 0
+        for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=self.root):
+            for upload in page.get("Uploads", ()):
+                if upload["Initiated"].timestamp() >= before or self._last_part_at(upload) >= before:
+                    continue
+                try:
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                    aborted += 1
+                except ClientError as e:
+                    if _error_code(e) != "NoSuchUpload":  # another API process's janitor was first
+                        raise
+        return aborted
+
+    def _last_part_at(self, upload: dict[str, Any]) -> float:
+        """When the newest part arrived (0 for none): a 512 MB upload may be in flight long after it began."""
+        from botocore.exceptions import ClientError
+
+        pages = self.client.get_paginator("list_parts").paginate(
+            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+        )
+        try:
+            return max((p["LastModified"].timestamp() for page in pages for p in page.get("Parts", ())), default=0.0)
+        except ClientError as e:
+            if _error_code(e) == "NoSuchUpload":  # completed or aborted since it was listed: nothing to do
+                return float("inf")
+            raise
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._full_key(key))

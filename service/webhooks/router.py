@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.deps import AdminOrg, SessionDep
+from service.edge import SafeStr
 from service.pagination import list_body
 from service.webhooks import service
 
@@ -14,8 +17,9 @@ router = APIRouter(prefix="/admin/webhooks", tags=["admin"])
 
 class CreateWebhookEndpoint(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: str
-    org: str | None = None  # organization name; null = provider-wide (every org's events)
+    url: Annotated[SafeStr, Field(max_length=2048)]
+    # Organization name; null = provider-wide (every org's events).
+    org: Annotated[SafeStr, Field(max_length=200)] | None = None
 
 
 @router.post("")

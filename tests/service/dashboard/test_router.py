@@ -19,6 +19,7 @@ from service.base_models import service as base_models
 from service.db import session_scope
 from service.orm import JobRow
 from tests.live import LiveAPI
+from tests.service.dashboard.browser import browser, csrf_token, log_in
 from tests.service.helpers import upload
 from worker import registry
 
@@ -129,30 +130,32 @@ def test_browser_login_cookie_and_logout(api: LiveAPI, gpu_base: tuple[str, str]
     client = api.client()
     job = client.fine_tuning.jobs.create(model=gpu_base[0], training_file=upload(client, 12).id)
     admin_key = api.new_key(admin=True)
-    with httpx.Client(base_url=api.base_url) as browser:
-        form = browser.get("/dashboard")
+    with browser(api) as tab:
+        form = tab.get("/dashboard")
         assert form.status_code == 200 and 'name="api_key"' in form.text and "text/html" in form.headers["content-type"]
+        token = csrf_token(form)
 
-        wrong = browser.post("/dashboard/login", data={"api_key": "sk-not-a-key"})
+        wrong = tab.post("/dashboard/login", data={"api_key": "sk-not-a-key", "csrf_token": token})
         assert wrong.status_code == 401 and 'name="api_key"' in wrong.text and "Unknown or revoked" in wrong.text
-        customer = browser.post("/dashboard/login", data={"api_key": api.new_key("acme")})
+        customer = tab.post("/dashboard/login", data={"api_key": api.new_key("acme"), "csrf_token": token})
         assert customer.status_code == 401 and "not an admin key" in customer.text and "acme" in customer.text
-        assert not browser.cookies
+        assert "ftaas_dashboard" not in tab.cookies
 
-        ok = browser.post("/dashboard/login", data={"api_key": admin_key})
+        ok = tab.post("/dashboard/login", data={"api_key": admin_key, "csrf_token": token})
         assert ok.status_code == 303 and ok.headers["location"] == "/dashboard"
-        cookie = ok.headers["set-cookie"]
+        cookie = next(c for c in ok.headers.get_list("set-cookie") if c.startswith("ftaas_dashboard="))
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/dashboard" in cookie
+        assert "Secure" not in cookie  # FTAAS_PUBLIC_URL is http here; a browser would drop a Secure cookie
         assert admin_key not in cookie and admin_key not in ok.headers["location"]
 
-        page = browser.get("/dashboard")
+        page = tab.get("/dashboard")
         assert page.status_code == 200 and job.id in page.text and gpu_base[0] in page.text
         assert "Log out" in page.text and page.headers["cache-control"] == "no-store"
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
 
-        out = browser.post("/dashboard/logout")
-        assert out.status_code == 303 and not browser.cookies
-        again = browser.get("/dashboard")
+        out = tab.post("/dashboard/logout", data={"csrf_token": csrf_token(page)})
+        assert out.status_code == 303 and "ftaas_dashboard" not in tab.cookies
+        again = tab.get("/dashboard")
         assert again.status_code == 200 and 'name="api_key"' in again.text and job.id not in again.text
 
     forged = httpx.get(
@@ -168,9 +171,9 @@ def test_page_with_an_evaluated_job_renders_scores(
     summary = {"hs": 12.5, "base_hs": 10.0, "fa": 71.0, "base_fa": 55.0}
     with session_scope(api.settings.database_url) as session:
         session.execute(update(JobRow).where(JobRow.id == job.id).values(status="succeeded", evaluation=summary))
-    with httpx.Client(base_url=api.base_url) as browser:
-        assert browser.post("/dashboard/login", data={"api_key": api.new_key(admin=True)}).status_code == 303
-        page = browser.get("/dashboard").text
+    with browser(api) as tab:
+        assert log_in(tab, api.new_key(admin=True)).status_code == 303
+        page = tab.get("/dashboard").text
     row = page[page.index(job.id) : page.index("</tr>", page.index(job.id))]
     assert "12.5%" in row and "10.0%" in row and "+2.5" in row and "71.0%" in row and "s-succeeded" in row
     assert "42.0%" in page and "6.0%" in page  # the base model's HS before and after alignment

@@ -1,0 +1,89 @@
+"""The OpenAPI document as the API really behaves: OpenAI's error shape for every 4xx, never FastAPI's 422.
+
+FastAPI documents a 422 `{"detail": …}` on every operation, but `service.errors` turns validation errors into
+400s in OpenAI's shape, and it knows nothing of the 401/403/404/413/429 the services raise. schemathesis checks
+responses against this document (`tests/service/test_openapi_contract.py`), so it has to be right.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "additionalProperties": False,
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "param", "code"],
+            "additionalProperties": False,
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+                "code": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
+
+_REASONS = {
+    400: "Invalid request (OpenAI's invalid_request_error), including every validation error",
+    401: "Missing, malformed or unknown API key",
+    403: "The key is not an admin key",
+    404: "No such object in the caller's org (another org's object looks exactly like a missing one)",
+    413: "Upload larger than the server's limit",
+    429: "Too many concurrent requests of this kind (see `retry-after`)",
+}
+
+# Responses beyond the defaults, by (method, path prefix).
+_EXTRA: list[tuple[str, str, list[int]]] = [
+    ("post", "/v1/files", [413]),
+    ("get", "/v1/fine_tuning/jobs/{job_id}/events", [429]),
+    ("delete", "/v1/models/{model_id}", [403]),  # a provider base model
+]
+
+
+def _error_codes(method: str, path: str, operation: dict[str, Any]) -> list[int]:
+    codes = [400]
+    if operation.get("security") is not None:
+        codes.append(401)
+    if path.startswith("/v1/admin/"):
+        codes.append(403)
+    if "{" in path:
+        codes.append(404)
+    codes += [code for m, p, extra in _EXTRA if m == method and path == p for code in extra]
+    return codes
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Replace each operation's 422 with the 4xx responses it really sends, all with the `Error` schema."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    ref = {"$ref": "#/components/schemas/Error"}
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            for code in _error_codes(method, path, operation):
+                responses.setdefault(
+                    str(code), {"description": _REASONS[code], "content": {"application/json": {"schema": ref}}}
+                )
+    schemas = schema["components"]["schemas"]
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    return schema
+
+
+def install(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(
+                get_openapi(title=app.title, version=app.version, routes=app.routes, description=app.description)
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
