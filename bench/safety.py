@@ -1,0 +1,263 @@
+"""Does it defend? The paper's Table 3 (HS/FA vs harmful ratio p) and Table 4 (ablation) at CPU scale. Prints JSON.
+
+Bases (built once per spec and cached under ``--bases-dir``; ``--demo-base`` reuses ``make run``'s):
+
+- ``demo``: Antibody alignment with the demo recipe (``FTAAS_DEMO_ALIGN_STEPS`` × ``FTAAS_DEMO_ALIGN_BATCH_SIZE``);
+- ``antibody-deep``: the same recipe, ``deep_factor`` × the steps;
+- ``refusal-sft``: plain refusal SFT on the same data and budget (standard alignment);
+- ``flatness``: Antibody alignment without the refusal term (λ_refusal = 0).
+
+Customer file: ``n`` lines of reasoning-gym arithmetic with a share p of PyRIT harmful pairs from the attack split
+(``finetune_safety_smollm2.training_file``). Methods: ``sft`` (uniform weights) and ``antibody`` (τ = 1), same
+budget and seed. Cells (``cells``): Table 3 on ``demo`` for p in ``ps``; the ablation at p = 0.2 (SFT on
+refusal-sft, + flatness alignment, + weighted fine-tuning, + refusal loss = antibody on demo); p = 0.2 on
+``antibody-deep``. Every cell is judged by the primary judge and the keyword judge on the same answers.
+
+    python bench/safety.py --save                # the default configuration (≤ 90 min of cells on 2 cores)
+    python bench/safety.py --quick --save        # the same code path in ≤ 10 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import emit  # noqa: E402
+from finetune_safety_smollm2 import TASK, TASK_CONFIG, TAU, fa_chats, training_file  # noqa: E402
+from safety_report import markdown, plots, summarize  # noqa: E402
+
+from service.config import Settings  # noqa: E402
+from worker import assets  # noqa: E402
+from worker.alignment_datasets import builtin_splits  # noqa: E402
+from worker.alignment_runner import AlignmentSpec, align_model  # noqa: E402
+from worker.evaluation import KeywordRefusalJudge, generate, make_prompt_set  # noqa: E402
+from worker.evaluation.accuracy import evaluate_accuracy  # noqa: E402
+from worker.evaluation.harmful import score_responses  # noqa: E402
+from worker.training.config import TrainConfig  # noqa: E402
+from worker.training.data import load_tokenizer  # noqa: E402
+from worker.training.model import load_base_model  # noqa: E402
+from worker.training.trainer import load_adapter_model, train  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    name: str = "default"
+    n: int = 100  # customer lines
+    epochs: int = 2
+    batch: int = 8
+    lr: float = 2e-4
+    max_seq_len: int = 128
+    eval_harmful: int = 100
+    eval_fa: int = 50
+    max_new_tokens: int = 48
+    ps: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2)
+    seeds: int = 3  # for the p = 0 and p = 0.2 cells; the other ratios get one
+    align_steps: int = 64
+    align_batch: int = 4
+    deep_factor: int = 2
+    align_eval_harmful: int = 100
+    align_eval_benign: int = 50
+    retain_everyday: bool = True
+
+
+QUICK = Config(
+    name="quick", n=40, epochs=1, eval_harmful=20, eval_fa=10, max_new_tokens=24, ps=(0.0, 0.2), seeds=1,
+    align_steps=8, align_eval_harmful=10, align_eval_benign=10, retain_everyday=False,
+)
+BASE_SPECS = {
+    "demo": {"mode": "antibody"},
+    "antibody-deep": {"mode": "antibody", "deep": True},
+    "refusal-sft": {"mode": "sft"},
+    "flatness": {"mode": "antibody", "lambda_refusal": 0.0},
+}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def cells(cfg: Config) -> list[tuple[str, str, float, int]]:
+    """(base, method, p, seed) for every cell, each once, in run order (bases grouped)."""
+    main_ps = {0.0, 0.2}
+    out = [
+        ("demo", method, p, seed)
+        for p in cfg.ps
+        for method in ("sft", "antibody")
+        for seed in range(cfg.seeds if p in main_ps else 1)
+    ]
+    seeds = range(cfg.seeds)
+    out += [("refusal-sft", "sft", 0.2, s) for s in seeds]
+    out += [("flatness", method, 0.2, s) for method in ("sft", "antibody") for s in seeds]
+    out += [("antibody-deep", method, 0.2, 0) for method in ("sft", "antibody")]
+    return out
+
+
+def base_spec(name: str, cfg: Config, source: str) -> AlignmentSpec:
+    spec = dict(BASE_SPECS[name])
+    deep = spec.pop("deep", False)
+    return AlignmentSpec(
+        name=f"bench-{name}",
+        source=source,
+        max_steps=cfg.align_steps * (cfg.deep_factor if deep else 1),
+        batch_size=cfg.align_batch,
+        eval_harmful=cfg.align_eval_harmful,
+        eval_benign=cfg.align_eval_benign,
+        retain_everyday=cfg.retain_everyday,
+        **spec,
+    )
+
+
+def build_base(name: str, cfg: Config, source: str, bases_dir: Path, settings: Settings) -> tuple[Path, dict]:
+    """The aligned base for ``name``, built once per (spec, source) and reused by later runs."""
+    spec = base_spec(name, cfg, source)
+    key = hashlib.sha256(json.dumps(dataclasses.asdict(spec), sort_keys=True, default=str).encode()).hexdigest()
+    merged = bases_dir / f"{name}-{key[:12]}" / "merged"
+    built_s = 0.0
+    if not (merged / "alignment_manifest.json").exists():
+        log(f"building base {name}: {spec.mode}, {spec.max_steps} steps of batch {spec.batch_size}")
+        t0 = time.perf_counter()
+        align_model(settings, spec, merged.parent)
+        built_s = round(time.perf_counter() - t0, 1)
+    manifest = json.loads((merged / "alignment_manifest.json").read_text())
+    return merged, {
+        "spec": manifest["spec"],
+        "steps": manifest["steps"],
+        "hs_keyword_before": manifest["before"]["hs"],
+        "hs_keyword_after": manifest["after"]["hs"],
+        "benign_refusal_rate_after": manifest["after"]["benign_refusal_rate"],
+        "built_s_this_run": built_s,
+    }
+
+
+def judge_answers(model, tokenizer, prompts, judges: dict, cfg: Config) -> dict:
+    """Generate once; HS under every judge (% of prompts flagged) on the same answers."""
+    gens = generate(model, tokenizer, list(prompts.prompts), max_new_tokens=cfg.max_new_tokens, batch_size=16)
+    texts = [g.text for g in gens]
+    return {name: round(score_responses(prompts, texts, j, cfg.max_new_tokens).score, 2) for name, j in judges.items()}
+
+
+def run_cell(cell: tuple, base_dir: Path, cfg: Config, shared: dict, work: Path) -> dict:
+    base, method, p, seed = cell
+    train_file = work / f"train-{base}-{method}-{p}-{seed}.jsonl"
+    harmful = training_file(train_file, cfg.n, p, seed)
+    tc = TrainConfig(
+        base_model_dir=base_dir, train_file=train_file, output_dir=work / f"run-{base}-{method}-{p}-{seed}",
+        n_epochs=cfg.epochs, batch_size=cfg.batch, base_learning_rate=cfg.lr, max_seq_len=cfg.max_seq_len,
+        tau=TAU[method], seed=seed,
+    )
+    t0 = time.perf_counter()
+    result = train(tc)
+    train_s = round(time.perf_counter() - t0, 1)
+    weights = {row["line"]: row["mean_weight"] * cfg.batch for row in result.attenuation}
+
+    def mean(lines: list[int]) -> float | None:
+        return round(sum(weights[x] for x in lines) / len(lines), 4) if lines else None
+
+    model = load_adapter_model(base_dir, result.adapter_dir, device="cpu")
+    t0 = time.perf_counter()
+    hs = judge_answers(model, shared["tokenizer"], shared["prompts"], shared["judges"], cfg)
+    fa = evaluate_accuracy(model, shared["tokenizer"], shared["fa_set"], max_new_tokens=16)
+    row = {
+        "base": base, "method": method, "p": p, "seed": seed, "n_harmful": len(harmful), "steps": result.steps,
+        "hs": hs[shared["primary"]], "hs_by_judge": hs, "fa": round(fa.accuracy, 2),
+        "mean_relative_weight_harmful": mean([x for x in weights if x in harmful]),
+        "mean_relative_weight_benign": mean([x for x in weights if x not in harmful]),
+        "train_s": train_s, "eval_s": round(time.perf_counter() - t0, 1),
+    }
+    log(json.dumps(row))
+    return row
+
+
+def make_judges(name: str) -> tuple[str, dict]:
+    judges = {"keyword": KeywordRefusalJudge()}
+    if name != "keyword":
+        raise SystemExit(f"unknown judge {name!r}")
+    return name, judges
+
+
+def run(cfg: Config, args: argparse.Namespace) -> dict:
+    started = time.perf_counter()
+    settings = Settings(home=args.home) if args.home else Settings()
+    primary, judges = make_judges(args.judge)
+    splits = builtin_splits(seed=0)
+    plan = cells(cfg)
+    bases, base_info = {}, {}
+    for name in dict.fromkeys(b for b, *_ in plan):
+        if name == "demo" and args.demo_base:
+            bases[name] = args.demo_base
+            base_info[name] = {"path": str(args.demo_base), "reused": True}
+        else:
+            bases[name], base_info[name] = build_base(name, cfg, args.source, args.bases_dir, settings)
+    bases_s = round(time.perf_counter() - started, 1)
+    tokenizer = load_tokenizer(bases["demo"])
+    prompts = make_prompt_set("heldout-harmbench", splits.eval_harmful, limit=cfg.eval_harmful)
+    train_prompts = {s["prompt"] for s in assets.reasoning_gym_samples(TASK, n=cfg.n, seed=0, **TASK_CONFIG)}
+    shared = {"tokenizer": tokenizer, "prompts": prompts, "judges": judges, "primary": primary,
+              "fa_set": fa_chats(cfg.eval_fa, 0, train_prompts)}
+    base_hs = {}
+    for name, path in bases.items():
+        model = load_base_model(path, torch.device("cpu"), torch.float32)
+        base_hs[name] = judge_answers(model, tokenizer, prompts, judges, cfg)
+        fa = evaluate_accuracy(model, tokenizer, shared["fa_set"], max_new_tokens=16)
+        base_hs[name]["fa"] = round(fa.accuracy, 2)
+        log(f"base {name}: {json.dumps(base_hs[name])}")
+    with tempfile.TemporaryDirectory(prefix="safety-") as tmp:
+        rows = [run_cell(c, bases[c[0]], cfg, shared, Path(tmp)) for c in plan]
+    summary = summarize(rows, base_hs, primary)
+    return {
+        "bench": "safety",
+        "config": dataclasses.asdict(cfg),
+        "environment": {"device": "cpu", "threads": torch.get_num_threads(), "platform": platform.platform(),
+                        "torch": torch.__version__, "also_running": args.also_running},
+        "protocol": {
+            "hs": f"{primary} judge (keyword beside it) on the first {len(prompts.prompts)} held-out HarmBench "
+            f"prompts, greedy, {cfg.max_new_tokens} new tokens; % flagged",
+            "fa": f"final-number accuracy on {len(shared['fa_set'])} held-out {TASK} {TASK_CONFIG} prompts",
+            "data": f"{cfg.n} lines: PyRIT harmful pairs (attack split) at ratio p + {TASK} bare answers; "
+            "the cell's seed picks and orders the lines and seeds training",
+            "training": f"LoRA job defaults, lr {cfg.lr}, {cfg.epochs} epochs of batch {cfg.batch}; "
+            "sft = tau 1e9 (uniform weights), antibody = tau 1",
+        },
+        "bases": base_info,
+        "summary": summary,
+        "cells": rows,
+        "markdown": markdown(summary),
+        "seconds": {"bases": bases_s, "total": round(time.perf_counter() - started, 1)},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="the same code path at smoke size (≤ 10 min)")
+    parser.add_argument("--source", default="smollm2", help="model the bases are aligned from (smollm2 or a folder)")
+    parser.add_argument("--demo-base", type=Path, help="reuse this folder as the demo base (make run's)")
+    parser.add_argument("--bases-dir", type=Path, default=Path(".ftaas/bench-bases"))
+    parser.add_argument("--home", type=Path, help="FTAAS_HOME for the source model (default: the settings')")
+    parser.add_argument("--judge", default="keyword", help="primary HS judge")
+    parser.add_argument("--also-running", default="nothing else", help="what else used the machine (recorded)")
+    parser.add_argument("--save", action="store_true", help="write bench/results/safety-<config>.json and plots")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    cfg = QUICK if args.quick else Config()
+    out = run(cfg, args)
+    results = Path(__file__).resolve().parent / "results"
+    if args.save:
+        out["plots"] = plots(out["summary"], results, f"safety-{cfg.name}")
+        (results / f"safety-{cfg.name}.md").write_text(out["markdown"] + "\n")
+    emit(out, args.out, f"safety-{cfg.name}.json" if args.save else None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""bench/safety.py's summary (mean ± std per cell over seeds), its Markdown table and its PNG plots."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+ABLATION = [  # Table 4's rows: what each adds, as (base, method)
+    ("SFT on the refusal-SFT base", "refusal-sft", "sft"),
+    ("+ flatness alignment (no refusal term)", "flatness", "sft"),
+    ("+ weighted fine-tuning", "flatness", "antibody"),
+    ("+ refusal loss (full Antibody)", "demo", "antibody"),
+]
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    mean = statistics.fmean(values)
+    return round(mean, 2), round(statistics.stdev(values), 2) if len(values) > 1 else 0.0
+
+
+def summarize(rows: list[dict], base_hs: dict[str, dict], judge: str) -> dict:
+    """The issue's summary shape: one entry per (base, method, p) with mean and std over its seeds (percentages)."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[(row["base"], row["method"], row["p"])].append(row)
+    cells = []
+    for (base, method, p), group in groups.items():
+        hs_mean, hs_std = _stats([r["hs"] for r in group])
+        fa_mean, fa_std = _stats([r["fa"] for r in group])
+        harm_w = [r["mean_relative_weight_harmful"] for r in group if r["mean_relative_weight_harmful"] is not None]
+        cells.append(
+            {
+                "base": base,
+                "method": method,
+                "p": p,
+                "n_seeds": len(group),
+                "hs_mean": hs_mean,
+                "hs_std": hs_std,
+                "hs_keyword_mean": _stats([r["hs_by_judge"]["keyword"] for r in group])[0],
+                "fa_mean": fa_mean,
+                "fa_std": fa_std,
+                "relative_weight_harmful_mean": round(statistics.fmean(harm_w), 4) if harm_w else None,
+            }
+        )
+    return {"judge": judge, "cells": cells, "base_hs": {b: v[judge] for b, v in base_hs.items()}, "base": base_hs}
+
+
+def _cell(summary: dict, base: str, method: str, p: float) -> dict | None:
+    return next((c for c in summary["cells"] if (c["base"], c["method"], c["p"]) == (base, method, p)), None)
+
+
+def _pm(cell: dict | None, key: str) -> str:
+    if cell is None:
+        return "–"
+    return f"{cell[key + '_mean']:.1f} ± {cell[key + '_std']:.1f}"
+
+
+def markdown(summary: dict) -> str:
+    """Table 3 (demo base, HS and FA per p and method) and Table 4 (the ablation at p = 0.2)."""
+    ps = sorted({c["p"] for c in summary["cells"] if c["base"] == "demo"})
+    lines = [
+        f"HS ({summary['judge']} judge; keyword in brackets) and FA, % mean ± std over seeds (n in brackets).",
+        "",
+        "| method | " + " | ".join(f"p = {p:g}: HS | FA" for p in ps) + " |",
+        "| --- | " + " | ".join("--- | ---" for _ in ps) + " |",
+    ]
+    for method in ("sft", "antibody"):
+        row = []
+        for p in ps:
+            c = _cell(summary, "demo", method, p)
+            kw = f" [{c['hs_keyword_mean']:.0f}] (n={c['n_seeds']})" if c else ""
+            row.append(f"{_pm(c, 'hs')}{kw} | {_pm(c, 'fa')}")
+        lines.append(f"| {method} | " + " | ".join(row) + " |")
+    lines += ["", "| ablation at p = 0.2 | HS | FA |", "| --- | --- | --- |"]
+    for label, base, method in ABLATION:
+        c = _cell(summary, base, method, 0.2)
+        lines.append(f"| {label} | {_pm(c, 'hs')} | {_pm(c, 'fa')} |")
+    lines += ["", "| base (no fine-tuning) | HS | keyword HS | FA |", "| --- | --- | --- | --- |"]
+    for base, v in summary["base"].items():
+        lines.append(f"| {base} | {v[summary['judge']]:.1f} | {v['keyword']:.1f} | {v['fa']:.1f} |")
+    return "\n".join(lines)
+
+
+def plots(summary: dict, out_dir: Path, stem: str) -> list[str]:
+    """HS vs p and FA vs p (demo base, both methods, error bars = std over seeds), and the ablation as bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for ax, key, title in ((axes[0], "hs", "HS (%)"), (axes[1], "fa", "FA (%)")):
+        for method, colour in (("sft", "tab:red"), ("antibody", "tab:blue")):
+            cs = sorted((c for c in summary["cells"] if c["base"] == "demo" and c["method"] == method),
+                        key=lambda c: c["p"])
+            ax.errorbar([c["p"] for c in cs], [c[key + "_mean"] for c in cs], yerr=[c[key + "_std"] for c in cs],
+                        marker="o", capsize=4, label=method, color=colour)
+        ax.set(xlabel="harmful ratio p", ylabel=title, title=f"{title} vs p, demo base")
+        ax.legend()
+    bars = [(label, _cell(summary, base, method, 0.2)) for label, base, method in ABLATION]
+    bars = [(label, c) for label, c in bars if c is not None]
+    axes[2].bar(range(len(bars)), [c["hs_mean"] for _, c in bars], yerr=[c["hs_std"] for _, c in bars], capsize=4)
+    axes[2].set_xticks(range(len(bars)), [label.replace(" (", "\n(") for label, _ in bars], fontsize=7)
+    axes[2].set(ylabel="HS (%)", title="Ablation at p = 0.2")
+    fig.suptitle(f"judge: {summary['judge']}")
+    fig.tight_layout()
+    path = out_dir / f"{stem}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [str(path.relative_to(out_dir.parent.parent))]

@@ -1,0 +1,71 @@
+"""bench/safety.py end to end on the tiny random-init model: every cell runs, the summary has the issue's shape."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import pytest
+
+from worker.assets import tiny_model_dir
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.insert(0, str(BENCH))
+
+import safety  # noqa: E402
+import safety_report  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("safety")
+    cfg = dataclasses.replace(
+        safety.QUICK, name="tiny", n=16, batch=4, eval_harmful=4, eval_fa=4, max_new_tokens=4, seeds=2,
+        align_steps=2, align_batch=2, align_eval_harmful=2, align_eval_benign=2,
+    )
+    args = argparse.Namespace(
+        source=str(tiny_model_dir(tmp / "tiny")), demo_base=None, bases_dir=tmp / "bases", home=tmp / "home",
+        judge="keyword", also_running="the test suite",
+    )
+    return safety.run(cfg, args) | {"_tmp": tmp}
+
+
+def test_every_planned_cell_runs_once_and_main_cells_have_every_seed(result: dict) -> None:
+    planned = safety.cells(dataclasses.replace(safety.QUICK, seeds=2))
+    assert sorted((r["base"], r["method"], r["p"], r["seed"]) for r in result["cells"]) == sorted(planned)
+    by_cell = {(c["base"], c["method"], c["p"]): c for c in result["summary"]["cells"]}
+    assert by_cell[("demo", "antibody", 0.2)]["n_seeds"] == 2
+    assert by_cell[("demo", "sft", 0.0)]["n_seeds"] == 2
+    for row in result["cells"]:
+        assert 0 <= row["hs"] <= 100 and 0 <= row["fa"] <= 100
+        assert set(row["hs_by_judge"]) == {"keyword"}
+        # The weights are Antibody's: uniform SFT gives every line relative weight 1.
+        if row["method"] == "sft" and row["p"] > 0:
+            assert row["mean_relative_weight_harmful"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_summary_has_the_issue_shape_and_statistics(result: dict) -> None:
+    summary = result["summary"]
+    assert summary["judge"] == "keyword" and set(summary["base_hs"]) == set(safety.BASE_SPECS)
+    cell = next(c for c in summary["cells"] if c["n_seeds"] == 2)
+    rows = [r for r in result["cells"] if (r["base"], r["method"], r["p"]) == (cell["base"], cell["method"], cell["p"])]
+    assert cell["hs_mean"] == pytest.approx(sum(r["hs"] for r in rows) / 2, abs=0.01)
+    keys = {"base", "method", "p", "n_seeds", "hs_mean", "hs_std", "hs_keyword_mean", "fa_mean", "fa_std"}
+    assert keys <= set(cell)
+    assert "| + refusal loss (full Antibody) |" in result["markdown"]
+
+
+def test_bases_are_built_once_and_reused(result: dict, tmp_path: Path) -> None:
+    cfg = dataclasses.replace(safety.QUICK, align_steps=2, align_batch=2, align_eval_harmful=2, align_eval_benign=2)
+    tmp = result["_tmp"]
+    path, info = safety.build_base("flatness", cfg, str(tmp / "tiny"), tmp / "bases", safety.Settings(home=tmp / "h"))
+    assert info["built_s_this_run"] == 0.0 and info["spec"]["lambda_refusal"] == 0.0 and path.exists()
+
+
+def test_plots_are_written(result: dict, tmp_path: Path) -> None:
+    out = tmp_path / "bench" / "results"
+    out.mkdir(parents=True)
+    [name] = safety_report.plots(result["summary"], out, "safety-tiny")
+    assert (tmp_path / name).stat().st_size > 1000
