@@ -111,12 +111,13 @@ def _register_worker_commands() -> None:
     except ImportError:  # the training library is optional on API-only installs
         return
     main.add_command(train_command, "train")
-    from worker.cli import align_command, up_command, worker_command
+    from worker.cli import align_command, bench_command, up_command, worker_command
 
     base_models.add_command(align_command, "align")
 
     main.add_command(worker_command, "worker")
     main.add_command(up_command, "up")
+    main.add_command(bench_command, "bench")
 
 
 _register_worker_commands()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from pathlib import Path
 
 import click
 
@@ -143,3 +144,18 @@ def align_command(
     )
     row = run_and_publish(get_settings(), spec, progress=rich_progress())
     click.echo(json.dumps(row))
+
+
+@click.command(
+    "bench", context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+)
+@click.argument("name")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench_command(name: str, args: tuple[str, ...]) -> None:
+    """Run bench/NAME.py of this source tree with ARGS (`ftaas bench safety --quick`); it prints its JSON."""
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    script = bench / f"{name}.py"
+    if not script.is_file():
+        known = ", ".join(sorted(p.stem for p in bench.glob("*.py") if p.stem not in ("common",))) or "none"
+        raise click.ClickException(f"no bench '{name}' in {bench} (a source checkout has them: {known})")
+    raise SystemExit(subprocess.call([sys.executable, str(script), *args]))
