@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -90,6 +91,8 @@ def up_command(host: str, port: int) -> None:
     """Embedded default: migrate, prepare the demo base model, start one worker and the API (no servers)."""
     from worker.demo import prepare
 
+    # The embedded default is a local trial: dev mode on purpose (the dashboard needs that with the dev secret).
+    os.environ.setdefault("FTAAS_ENV", "dev")
     settings = get_settings()
     prepare(settings, public_url=f"http://{host}:{port}")
     worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"])

@@ -60,6 +60,12 @@ def logout(session: Session, token: str, *, at: int | None = None) -> None:
     repository.revoke_session(session, _token_hash(token), now() if at is None else at)
 
 
+def refuses_placeholder_secret(settings: Settings) -> bool:
+    """A placeholder secret gets no dashboard sessions unless FTAAS_ENV=dev was set on purpose (`ftaas up` sets it):
+    a server started with no settings at all (env defaults to dev) must not hand out admin sessions."""
+    return settings.secret_key.lower() in PLACEHOLDER_SECRETS and "env" not in settings.model_fields_set
+
+
 def dev_secret_notice(settings: Settings) -> str | None:
     """A warning for the login page: sessions don't depend on the secret, but signed links and webhooks do.
 

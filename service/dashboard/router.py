@@ -22,6 +22,10 @@ FormCookie = Annotated[str | None, Cookie(alias=csrf.FORM_COOKIE)]
 CsrfField = Annotated[str | None, Form(alias=csrf.FIELD)]
 
 REFUSED = "That request did not come from this dashboard's own page (Origin or CSRF token); nothing was done."
+PLACEHOLDER_REFUSED = (
+    "The dashboard is off: FTAAS_SECRET_KEY is a placeholder and FTAAS_ENV=dev was not set explicitly. "
+    "Set a real FTAAS_SECRET_KEY, or FTAAS_ENV=dev for a local trial."
+)
 
 
 @router.get("", name="admin_dashboard")
@@ -55,6 +59,8 @@ def dashboard_login(
 ) -> Response:
     if not (csrf.same_origin(request, settings) and csrf.valid_form_token(settings, nonce, csrf_token)):
         return _login_form(request, settings, nonce, REFUSED, 403)
+    if login.refuses_placeholder_secret(settings):
+        return _login_form(request, settings, nonce, PLACEHOLDER_REFUSED, 403)
     try:
         new_token = login.login(session, api_key)
     except login.LoginFailed as exc:

@@ -25,12 +25,15 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _settings(request: pytest.FixtureRequest, home: Path) -> Settings:
     if request.param == "sqlite":
         return Settings(
-            home=home, broker_url="filesystem://", max_upload_bytes=8 * 1024 * 1024, max_line_bytes=64 * 1024
+            env="dev",
+            home=home,
+            broker_url="filesystem://", max_upload_bytes=8 * 1024 * 1024, max_line_bytes=64 * 1024
         )
     database_url = request.getfixturevalue("postgres_url")
     endpoint = request.getfixturevalue("s3_endpoint")
     bucket = f"ftaas-api-{uuid.uuid4().hex[:12]}"
     return Settings(
+        env="dev",
         home=home,
         database_url=database_url,
         storage_url=f"s3://{bucket}/objects",

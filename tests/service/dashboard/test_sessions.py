@@ -179,3 +179,22 @@ def test_serve_and_up_refuse_a_placeholder_secret_outside_dev(command: list[str]
         )
         assert done.returncode != 0 and "FTAAS_SECRET_KEY must be set to a real secret" in done.stderr, done.stderr
     assert not (tmp_path / "ftaas.db").exists()  # refused before anything was created
+
+
+def test_placeholder_secret_gives_no_sessions_unless_dev_mode_was_set_on_purpose(api: LiveAPI) -> None:
+    # Every setting as the shared server's, but FTAAS_ENV left at its default rather than set.
+    implicit = type(api.settings)(**{k: v for k, v in api.settings.model_dump().items() if k != "env"})
+    assert implicit.env == "dev" and implicit.secret_key == "dev"
+    base_url, server, thread = serve(implicit)
+    try:
+        client = httpx.Client(base_url=base_url, headers={"Origin": base_url})
+        form = client.get("/dashboard")
+        r = client.post("/dashboard/login", data={"api_key": api.new_key(admin=True), "csrf_token": csrf_token(form)})
+        assert r.status_code == 403 and "FTAAS_ENV=dev was not set explicitly" in r.text
+        assert "ftaas_dashboard=" not in r.headers.get("set-cookie", "")
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    # The shared server sets env=dev explicitly (as `ftaas up` does): the same login works there.
+    with browser(api) as ok:
+        assert log_in(ok, api.new_key(admin=True)).status_code == 303
