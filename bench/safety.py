@@ -180,17 +180,22 @@ def run_cell(cell: tuple, base_dir: Path, cfg: Config, shared: dict, work: Path)
     return row
 
 
-def make_judges(name: str) -> tuple[str, dict]:
-    judges = {"keyword": KeywordRefusalJudge()}
-    if name != "keyword":
-        raise SystemExit(f"unknown judge {name!r}")
-    return name, judges
+def make_judges(name: str, settings: Settings, second: bool) -> tuple[str, dict]:
+    """The primary judge and, with ``second``, the other one beside it (the jobs' own `judges`)."""
+    if name not in ("keyword", "learned"):
+        raise SystemExit(f"unknown judge {name!r}; use keyword or learned")
+    if not second and name == "keyword":
+        return name, {"keyword": KeywordRefusalJudge()}
+    from worker.job_evaluation import judges
+
+    primary, other = judges(settings.model_copy(update={"eval_judge": name, "eval_judge_dir": None}))
+    return name, {name: primary, ("learned" if name == "keyword" else "keyword"): other}
 
 
 def run(cfg: Config, args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     settings = Settings(home=args.home) if args.home else Settings()
-    primary, judges = make_judges(args.judge)
+    primary, judges = make_judges(args.judge, settings, args.second_judge)
     splits = builtin_splits(seed=0)
     plan = cells(cfg)
     bases, base_info = {}, {}
@@ -246,6 +251,8 @@ def main() -> None:
     parser.add_argument("--bases-dir", type=Path, default=Path(".ftaas/bench-bases"))
     parser.add_argument("--home", type=Path, help="FTAAS_HOME for the source model (default: the settings')")
     parser.add_argument("--judge", default="keyword", help="primary HS judge")
+    parser.add_argument("--no-second-judge", dest="second_judge", action="store_false",
+                        help="judge with the primary only (keyword is always beside a learned primary)")
     parser.add_argument("--also-running", default="nothing else", help="what else used the machine (recorded)")
     parser.add_argument("--save", action="store_true", help="write bench/results/safety-<config>.json and plots")
     parser.add_argument("--out", type=Path)

@@ -37,7 +37,7 @@ def summarize(rows: list[dict], base_hs: dict[str, dict], judge: str) -> dict:
                 "n_seeds": len(group),
                 "hs_mean": hs_mean,
                 "hs_std": hs_std,
-                "hs_keyword_mean": _stats([r["hs_by_judge"]["keyword"] for r in group])[0],
+                **{f"hs_{j}_mean": _stats([r["hs_by_judge"][j] for r in group])[0] for j in group[0]["hs_by_judge"]},
                 "fa_mean": fa_mean,
                 "fa_std": fa_std,
                 "relative_weight_harmful_mean": round(statistics.fmean(harm_w), 4) if harm_w else None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -72,7 +73,13 @@ class Settings(BaseSettings):
     eval_harmful_prompts: int = 100
     eval_max_new_tokens: int = 64
     eval_fa_max: int = 50  # validation (or held-out training) examples scored for FA
-    eval_judge_dir: str | None = None  # HF sequence-classification judge folder; None = keyword refusal judge
+    # The HS judge (README "Harm judge"). "learned": MiniLM embeddings + a head trained once per installation on
+    # PyRIT's human labels and cached (eval_judge_cache; the first job pays ~2 min on 2 CPU cores); "keyword":
+    # the refusal-keyword proxy. Every report carries both; eval_judge_dir (an HF classifier) replaces the primary.
+    # Keyword stays the default until the learned judge meets its quality goal (README "Harm judge").
+    eval_judge: Literal["learned", "keyword"] = "keyword"
+    eval_judge_dir: str | None = None  # HF sequence-classification judge folder
+    eval_judge_cache: Path | None = None  # default <FTAAS_ASSETS_DIR>/judges: keyed by content, shared by homes
     safety_max_hs: float | None = None  # a result with HS above this (%) fails with safety_evaluation_failed
     safety_max_hs_increase: float | None = None  # ... or with HS more than this many points above the base's
 

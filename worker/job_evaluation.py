@@ -41,10 +41,27 @@ def heldout_harmful_prompts() -> tuple[str, ...]:
     return tuple(builtin_splits().eval_harmful)
 
 
-def _judge(settings: Settings) -> Any:
+@lru_cache(maxsize=2)
+def _learned_judge(judges_dir: Path) -> Any:
+    from worker.evaluation.judge_data import builtin_judge_inputs
+    from worker.evaluation.learned_judge import load_or_train
+
+    splits, banned, eval_prompts = builtin_judge_inputs()
+    return load_or_train(judges_dir, splits, banned, eval_prompts)
+
+
+def judges(settings: Settings) -> tuple[Any, Any]:
+    """(primary judge, second opinion). The primary decides HS and the gate; both are reported, so a keyword
+    HS stays comparable with older reports and the learned one is always there to read against it."""
+    from worker.assets import cache_root
     from worker.evaluation import ClassifierJudge, KeywordRefusalJudge
 
-    return ClassifierJudge(settings.eval_judge_dir) if settings.eval_judge_dir else KeywordRefusalJudge()
+    learned = _learned_judge(Path(settings.eval_judge_cache or cache_root() / "judges"))
+    keyword = KeywordRefusalJudge()
+    chosen, other = (learned, keyword) if settings.eval_judge == "learned" else (keyword, learned)
+    if settings.eval_judge_dir:
+        return ClassifierJudge(settings.eval_judge_dir), chosen
+    return chosen, other
 
 
 def _chats(path: Path, limit: int) -> list[list[dict[str, Any]]]:
@@ -52,21 +69,35 @@ def _chats(path: Path, limit: int) -> list[list[dict[str, Any]]]:
         return [json.loads(line)["messages"] for line in fh if line.strip()][:limit]
 
 
-def _base_hs(settings: Settings, store: ObjectStore, inputs: JobEvalInputs, model: Any, tok: Any, prompts: Any) -> Any:
+def rejudge(hs: Any, prompts: Any, judge: Any, max_new_tokens: int) -> Any:
+    """The same generated answers under another judge (no generation)."""
+    from worker.evaluation import score_responses
+
+    recs = hs.records
+    return score_responses(
+        prompts, [r.response for r in recs], judge, max_new_tokens,
+        finished=[r.finished for r in recs], new_tokens=[r.new_tokens for r in recs],
+    )
+
+
+def _base_hs(
+    settings: Settings, store: ObjectStore, inputs: JobEvalInputs, model: Any, tok: Any, prompts: Any,
+    judge: Any, second: Any,
+) -> tuple[Any, Any]:
+    """The base model's HS under both judges. The cache key is the primary judge's protocol_id, which hashes
+    the judge's name and config (the learned judge's version included): a new judge never reads an old HS."""
     from worker.evaluation import evaluate_harmful
     from worker.evaluation.harmful import HSResult, protocol
 
-    judge = _judge(settings)
     protocol_id = protocol(prompts, judge, settings.eval_max_new_tokens)["protocol_id"]
     key = f"eval-cache/{inputs.base_name}/{inputs.base_version}/{protocol_id}.json"
     try:
-        return HSResult.from_dict(json.loads(store.get_bytes(key)))
+        hs = HSResult.from_dict(json.loads(store.get_bytes(key)))
     except ObjectNotFound:
-        pass
-    with model.disable_adapter():  # the base model is the PEFT model without its adapter: no second copy
-        hs = evaluate_harmful(model, tok, prompts, judge, max_new_tokens=settings.eval_max_new_tokens)
-    store.put_bytes(key, json.dumps(hs.to_dict()).encode())
-    return hs
+        with model.disable_adapter():  # the base model is the PEFT model without its adapter: no second copy
+            hs = evaluate_harmful(model, tok, prompts, judge, max_new_tokens=settings.eval_max_new_tokens)
+        store.put_bytes(key, json.dumps(hs.to_dict()).encode())
+    return hs, rejudge(hs, prompts, second, settings.eval_max_new_tokens)
 
 
 def evaluate_job(settings: Settings, store: ObjectStore, inputs: JobEvalInputs, out_dir: Path) -> Any:
@@ -86,8 +117,9 @@ def evaluate_job(settings: Settings, store: ObjectStore, inputs: JobEvalInputs, 
     model = load_adapter_model(inputs.base_dir, inputs.adapter_dir)
     tok = load_tokenizer(inputs.base_dir)
     prompts = make_prompt_set("heldout-harmbench", heldout_harmful_prompts(), limit=settings.eval_harmful_prompts)
-    hs = evaluate_harmful(model, tok, prompts, _judge(settings), max_new_tokens=settings.eval_max_new_tokens)
-    base_hs = _base_hs(settings, store, inputs, model, tok, prompts)
+    judge, second = judges(settings)
+    hs = evaluate_harmful(model, tok, prompts, judge, max_new_tokens=settings.eval_max_new_tokens)
+    base_hs, base_second = _base_hs(settings, store, inputs, model, tok, prompts, judge, second)
     fa = base_fa = valid = base_valid = None
     notes = []
     if inputs.eval_file is not None:
@@ -105,6 +137,8 @@ def evaluate_job(settings: Settings, store: ObjectStore, inputs: JobEvalInputs, 
     report = build_report(
         harmful=hs,
         base_harmful=base_hs,
+        harmful_second=rejudge(hs, prompts, second, settings.eval_max_new_tokens),
+        base_harmful_second=base_second,
         accuracy=fa,
         accuracy_source=inputs.eval_source,
         valid=valid,

@@ -27,7 +27,7 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> dict:
     )
     args = argparse.Namespace(
         source=str(tiny_model_dir(tmp / "tiny")), demo_base=None, bases_dir=tmp / "bases", home=tmp / "home",
-        judge="keyword", also_running="the test suite",
+        judge="keyword", second_judge=False, also_running="the test suite",
     )
     return safety.run(cfg, args) | {"_tmp": tmp}
 

@@ -126,8 +126,11 @@ figure { display: inline-block; margin: 0 1em 1em 0 }
 {% if h %}
 <h2>Harmful score protocol</h2>
 <table>{% for k, v in protocol %}<tr><th>{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}</table>
-{% if h.protocol.judge_config.get('proxy') %}<p class="small">The keyword refusal judge is a proxy: it flags
-every answer that does not refuse. HS is comparable only between runs of the same protocol.</p>{% endif %}
+<p class="small">Judge: <b>{{ judge_labels[0] }}</b> (decides HS and the safety gate)
+{%- if judge_labels|length > 1 %}; second opinion: <b>{{ judge_labels[1] }}</b>{% endif %}.
+{%- if h.protocol.judge_config.get('proxy') or (h2 and h2.protocol.judge_config.get('proxy')) %} The keyword
+refusal judge is a proxy: it flags every answer that does not refuse, degenerate ones included.{% endif %}
+HS is comparable only between runs of the same protocol.</p>
 <h3>Flagged answers ({{ h.n_flagged }} of {{ h.n }}
 {%- if flagged|length < h.n_flagged %}, first {{ flagged|length }} shown{% endif %})</h3>
 <table><tr><th>#</th><th>prompt</th><th>answer</th></tr>
@@ -170,13 +173,20 @@ def _num(v: float | None, fmt: str = "{:.2f}") -> str:
     return "—" if v is None else fmt.format(v)
 
 
+def _judge_label(config: Mapping[str, Any]) -> str:
+    version = config.get("version")
+    return f"{config.get('name', '?')}" + (f" v{version}" if version else "")
+
+
 def _summary_rows(report: EvalReport) -> list[tuple[str, str, str, str]]:
     """(metric, fine-tuned, base, change) rows of the summary table, formatted."""
     h, a = report.harmful, report.accuracy
     rows = []
-    if h:
-        base = h.base.score if h.base else None
-        rows.append(("HS, harmful score (%)", _num(h.score), _num(base), _num(h.delta, "{:+.2f}")))
+    for label, sec in (("HS", h), ("HS, second judge", report.harmful_second_judge)):
+        if sec:
+            base = sec.base.score if sec.base else None
+            name = f"{label} (%), {_judge_label(sec.protocol.judge_config)}"
+            rows.append((name, _num(sec.score), _num(base), _num(sec.delta, "{:+.2f}")))
     if a:
         b = a.base
         rows.append(
@@ -215,6 +225,8 @@ def render_html(report: EvalReport) -> str:
         .render(
             r=report,
             h=h,
+            h2=report.harmful_second_judge,
+            judge_labels=[_judge_label(x.protocol.judge_config) for x in (h, report.harmful_second_judge) if x],
             a=a,
             t=t,
             summary=_summary_rows(report),
