@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 
@@ -96,13 +97,13 @@ def plots(summary: dict, out_dir: Path, stem: str) -> list[str]:
                         key=lambda c: c["p"])
             ax.errorbar([c["p"] for c in cs], [c[key + "_mean"] for c in cs], yerr=[c[key + "_std"] for c in cs],
                         marker="o", capsize=4, label=method, color=colour)
-        ax.set(xlabel="harmful ratio p", ylabel=title, title=f"{title} vs p, demo base")
+        ax.set(xlabel="harmful ratio p", ylabel=title, title=f"{title} vs p, demo base", ylim=(0, 100))
         ax.legend()
     bars = [(label, _cell(summary, base, method, 0.2)) for label, base, method in ABLATION]
     bars = [(label, c) for label, c in bars if c is not None]
     axes[2].bar(range(len(bars)), [c["hs_mean"] for _, c in bars], yerr=[c["hs_std"] for _, c in bars], capsize=4)
-    axes[2].set_xticks(range(len(bars)), [label.replace(" (", "\n(") for label, _ in bars], fontsize=7)
-    axes[2].set(ylabel="HS (%)", title="Ablation at p = 0.2")
+    axes[2].set_xticks(range(len(bars)), [textwrap.fill(label, 16) for label, _ in bars], fontsize=7)
+    axes[2].set(ylabel="HS (%)", title="Ablation at p = 0.2", ylim=(0, 100))
     fig.suptitle(f"judge: {summary['judge']}")
     fig.tight_layout()
     path = out_dir / f"{stem}.png"
