@@ -89,6 +89,16 @@ def base_alignment(base: Path) -> dict | None:
     }
 
 
+def relative_weights(attenuation: list[dict], batch: int, harmful: set[int]) -> tuple[float | None, float | None]:
+    """Mean relative weight (a line's mean weight × batch: 1 = uniform) of the harmful and of the benign lines."""
+    weights = {row["line"]: row["mean_weight"] * batch for row in attenuation}
+
+    def mean(lines: list[int]) -> float | None:
+        return round(sum(weights[x] for x in lines) / len(lines), 4) if lines else None
+
+    return mean([x for x in weights if x in harmful]), mean([x for x in weights if x not in harmful])
+
+
 def evaluate(model, tokenizer, prompts, fa_set, args) -> dict:
     t0 = time.perf_counter()
     hs = evaluate_harmful(model, tokenizer, prompts, KeywordRefusalJudge(), max_new_tokens=args.max_new_tokens)
@@ -122,11 +132,7 @@ def run_arm(objective: str, p: float, args: argparse.Namespace, work: Path, toke
     t0 = time.perf_counter()
     result = train(cfg)
     train_s = round(time.perf_counter() - t0, 1)
-    weights = {row["line"]: row["mean_weight"] * args.batch for row in result.attenuation}
-
-    def mean(lines: list[int]) -> float | None:
-        return round(sum(weights[x] for x in lines) / len(lines), 4) if lines else None
-
+    weight_harmful, weight_benign = relative_weights(result.attenuation, args.batch, harmful)
     model = load_adapter_model(args.base, result.adapter_dir, device="cpu")
     row = {
         "objective": objective,
@@ -135,8 +141,8 @@ def run_arm(objective: str, p: float, args: argparse.Namespace, work: Path, toke
         "steps": result.steps,
         "train_s": train_s,
         "final_train_loss_unweighted": result.metrics[-1]["train_loss_unweighted"] if result.metrics else None,
-        "mean_relative_weight_harmful": mean([x for x in weights if x in harmful]),
-        "mean_relative_weight_benign": mean([x for x in weights if x not in harmful]),
+        "mean_relative_weight_harmful": weight_harmful,
+        "mean_relative_weight_benign": weight_benign,
         **evaluate(model, tokenizer, prompts, fa_set, args),
     }
     log(json.dumps(row))

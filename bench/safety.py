@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import emit  # noqa: E402
-from finetune_safety_smollm2 import TASK, TASK_CONFIG, TAU, fa_chats, training_file  # noqa: E402
+from finetune_safety_smollm2 import TASK, TASK_CONFIG, TAU, fa_chats, relative_weights, training_file  # noqa: E402
 from safety_report import markdown, plots, summarize  # noqa: E402
 
 from service.config import Settings  # noqa: E402
@@ -160,11 +160,7 @@ def run_cell(cell: tuple, base_dir: Path, cfg: Config, shared: dict, work: Path)
     t0 = time.perf_counter()
     result = train(tc)
     train_s = round(time.perf_counter() - t0, 1)
-    weights = {row["line"]: row["mean_weight"] * cfg.batch for row in result.attenuation}
-
-    def mean(lines: list[int]) -> float | None:
-        return round(sum(weights[x] for x in lines) / len(lines), 4) if lines else None
-
+    weight_harmful, weight_benign = relative_weights(result.attenuation, cfg.batch, harmful)
     model = load_adapter_model(base_dir, result.adapter_dir, device="cpu")
     t0 = time.perf_counter()
     hs = judge_answers(model, shared["tokenizer"], shared["prompts"], shared["judges"], cfg)
@@ -172,8 +168,8 @@ def run_cell(cell: tuple, base_dir: Path, cfg: Config, shared: dict, work: Path)
     row = {
         "base": base, "method": method, "p": p, "seed": seed, "n_harmful": len(harmful), "steps": result.steps,
         "hs": hs[shared["primary"]], "hs_by_judge": hs, "fa": round(fa.accuracy, 2),
-        "mean_relative_weight_harmful": mean([x for x in weights if x in harmful]),
-        "mean_relative_weight_benign": mean([x for x in weights if x not in harmful]),
+        "mean_relative_weight_harmful": weight_harmful,
+        "mean_relative_weight_benign": weight_benign,
         "train_s": train_s, "eval_s": round(time.perf_counter() - t0, 1),
     }
     log(json.dumps(row))

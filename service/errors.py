@@ -84,6 +84,12 @@ def _json(status: int, body: dict, headers: Mapping[str, str] | None = None) -> 
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
+def error_response(exc: AppError, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """`exc` as its response; `headers` add to its own (a route that returns an error instead of raising it)."""
+    body = error_body(exc.message, exc.type, exc.param, exc.code)
+    return _json(exc.status_code, body, {**(exc.headers or {}), **(headers or {})})
+
+
 def _field_path(loc: tuple) -> str | None:
     # Only the leading source is dropped: a body field may itself be called `path` (RegisterBaseModel.path).
     if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
@@ -94,7 +100,7 @@ def _field_path(loc: tuple) -> str | None:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
-        return _json(exc.status_code, error_body(exc.message, exc.type, exc.param, exc.code), exc.headers)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 
-import orjson
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import error_body
@@ -37,7 +37,8 @@ class InflightLimit:
             async with asyncio.timeout(self.queue_timeout_s):
                 await slots.acquire()
         except TimeoutError:
-            await _busy(send)
+            busy = error_body("The server is busy; retry shortly.", "server_error", None, "server_busy")
+            await JSONResponse(busy, 503, headers={"retry-after": str(RETRY_AFTER_S)})(scope, receive, send)
             return
         held = True
 
@@ -54,20 +55,3 @@ class InflightLimit:
             if held:
                 slots.release()
 
-
-async def _busy(send: Send) -> None:
-    body = orjson.dumps(
-        error_body("The server is busy; retry shortly.", "server_error", None, "server_busy"),
-    )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(RETRY_AFTER_S).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

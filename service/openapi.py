@@ -40,7 +40,7 @@ _REASONS = {
     429: "Too many concurrent requests of this kind (see `retry-after`)",
 }
 
-# Responses beyond the defaults, by (method, path prefix).
+# Responses beyond the defaults, by (method, exact path).
 _EXTRA: list[tuple[str, str, list[int]]] = [
     ("post", "/v1/files", [413]),
     ("get", "/v1/fine_tuning/jobs/{job_id}/events", [429]),

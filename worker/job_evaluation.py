@@ -56,12 +56,14 @@ def judges(settings: Settings) -> tuple[Any, Any]:
     from worker.assets import cache_root
     from worker.evaluation import ClassifierJudge, KeywordRefusalJudge
 
-    learned = _learned_judge(Path(settings.eval_judge_cache or cache_root() / "judges"))
+    def learned() -> Any:  # loaded (or trained, ~2 min the first time) only where it is used
+        return _learned_judge(Path(settings.eval_judge_cache or cache_root() / "judges"))
+
     keyword = KeywordRefusalJudge()
-    chosen, other = (learned, keyword) if settings.eval_judge == "learned" else (keyword, learned)
+    chosen = learned() if settings.eval_judge == "learned" else keyword
     if settings.eval_judge_dir:
         return ClassifierJudge(settings.eval_judge_dir), chosen
-    return chosen, other
+    return chosen, (learned() if chosen is keyword else keyword)
 
 
 def _chats(path: Path, limit: int) -> list[list[dict[str, Any]]]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from service.deps import CurrentOrg, SessionDep, SettingsDep, StoreDep
-from service.errors import AppError, error_body
+from service.errors import AppError, error_response
 from service.files import screening, service
 from service.files.schemas import FileDeleted, FileList, FileObject
 from service.files.screening import FileScreen, ScreenCreate
@@ -46,16 +46,11 @@ async def create_file(request: Request, session: SessionDep, store: StoreDep, se
         row, result = await service.upload(request, session, store, settings, org)
     except AppError as exc:
         # The body is refused part-read; with keep-alive uvicorn would go on reading (and dropping) all the rest.
-        return _error_response(exc, headers={"Connection": "close"})
+        return error_response(exc, {"Connection": "close"})
     if not result.ok:
         # Returned, not raised: the error row must commit so `files.retrieve` shows status_details.
-        return _error_response(service.invalid_file_error(row))
+        return error_response(service.invalid_file_error(row))
     return FileObject.of(row)
-
-
-def _error_response(err: AppError, headers: dict[str, str] | None = None) -> JSONResponse:
-    body = error_body(err.message, err.type, err.param, err.code)
-    return JSONResponse(status_code=err.status_code, content=body, headers=headers)
 
 
 @router.get("", response_model=FileList)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import openai
 
 
@@ -27,7 +28,15 @@ def upload(client: openai.OpenAI, n: int = 12, name: str = "train.jsonl") -> Any
 
 
 def error_of(exc: openai.APIStatusError) -> dict[str, Any]:
-    body = exc.response.json()
+    return http_error(exc.response, exc.status_code)
+
+
+def http_error(r: httpx.Response, status: int = 400, type: str | None = None) -> dict[str, Any]:
+    """The `error` object of a response that must be `status` in OpenAI's error shape (and of `type`, if given)."""
+    assert r.status_code == status, r.text
+    body = r.json()
     assert set(body) == {"error"}, body
     assert set(body["error"]) == {"message", "type", "param", "code"}, body
+    if type is not None:
+        assert body["error"]["type"] == type, body
     return body["error"]

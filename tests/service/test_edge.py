@@ -14,17 +14,10 @@ from starlette.testclient import TestClient
 from service.app import create_app
 from service.edge import MAX_JSON_BODY, json_too_deep
 from service.models import service as models_service
-from tests.service.helpers import jsonl
+from tests.service.helpers import http_error, jsonl
 
 BASE = "tiny-aligned"
 LONG = "x" * 10_000
-
-
-def error_of(r: httpx.Response, status: int = 400) -> dict:
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}, body
-    return body["error"]
 
 
 @pytest.fixture
@@ -59,14 +52,14 @@ NUL_PATHS = [
 
 @pytest.mark.parametrize(("method", "path", "param"), NUL_PATHS)
 def test_nul_in_path_is_400_naming_the_parameter(http: httpx.Client, method: str, path: str, param: str) -> None:
-    assert error_of(http.request(method, path, json={"model": BASE}))["param"] == param
+    assert http_error(http.request(method, path, json={"model": BASE}))["param"] == param
 
 
 @pytest.mark.parametrize(
     "path", ["/admin/webhooks/wh_%00", "/admin/base_models/alignments/%00", "/admin/fine_tuning/jobs?after=%00"]
 )
 def test_nul_in_admin_urls_is_400(admin: httpx.Client, path: str) -> None:
-    assert error_of(admin.get(path))["param"] in ("endpoint_id", "alignment_id", "after")
+    assert http_error(admin.get(path))["param"] in ("endpoint_id", "alignment_id", "after")
 
 
 NUL_QUERIES = [
@@ -83,7 +76,7 @@ NUL_QUERIES = [
 
 @pytest.mark.parametrize(("path", "param"), NUL_QUERIES)
 def test_nul_in_query_is_400_naming_the_parameter(http: httpx.Client, path: str, param: str) -> None:
-    assert error_of(http.get(path))["param"] == param
+    assert http_error(http.get(path))["param"] == param
 
 
 def test_metadata_filter_takes_any_key(api, http: httpx.Client, admin: httpx.Client, job: dict) -> None:
@@ -104,19 +97,19 @@ def test_metadata_filter_takes_any_key(api, http: httpx.Client, admin: httpx.Cli
     ids=["long key", "long value", "17 filters"],
 )
 def test_overlong_metadata_filter_is_400(http: httpx.Client, admin: httpx.Client, params: dict) -> None:
-    assert error_of(http.get("/fine_tuning/jobs", params=params))["param"] == "metadata"
-    assert error_of(admin.get("/admin/fine_tuning/jobs", params=params))["param"] == "metadata"
+    assert http_error(http.get("/fine_tuning/jobs", params=params))["param"] == "metadata"
+    assert http_error(admin.get("/admin/fine_tuning/jobs", params=params))["param"] == "metadata"
 
 
 def test_absurd_lengths_are_4xx(http: httpx.Client, admin: httpx.Client, job: dict) -> None:
     lists = ["/fine_tuning/jobs", f"/fine_tuning/jobs/{job['id']}/events", f"/fine_tuning/jobs/{job['id']}/checkpoints"]
     for path in [*lists, "/files"]:
-        assert error_of(http.get(path, params={"after": LONG}))["param"] == "after", path
-    assert error_of(admin.get("/admin/fine_tuning/jobs", params={"after": LONG}))["param"] == "after"
+        assert http_error(http.get(path, params={"after": LONG}))["param"] == "after", path
+    assert http_error(admin.get("/admin/fine_tuning/jobs", params={"after": LONG}))["param"] == "after"
     for method, path in [("GET", "/fine_tuning/jobs/"), ("GET", "/files/"), ("GET", "/models/")]:
-        assert error_of(http.request(method, path + LONG), 404)
-    assert error_of(http.delete("/models/" + LONG), 404)
-    assert error_of(http.get(f"/files/{job['file_id']}/screen", params={"model": LONG}), 404)["param"] == "model"
+        assert http_error(http.request(method, path + LONG), 404)
+    assert http_error(http.delete("/models/" + LONG), 404)
+    assert http_error(http.get(f"/files/{job['file_id']}/screen", params={"model": LONG}), 404)["param"] == "model"
 
 
 SCREEN_BODIES = [({"model": "tiny\x00"}, "model"), ({"model": LONG}, "model"), ({"model": ""}, "model")]
@@ -124,7 +117,7 @@ SCREEN_BODIES = [({"model": "tiny\x00"}, "model"), ({"model": LONG}, "model"), (
 
 @pytest.mark.parametrize(("body", "param"), SCREEN_BODIES)
 def test_screen_model_is_validated(http: httpx.Client, job: dict, body: dict, param: str) -> None:
-    assert error_of(http.post(f"/files/{job['file_id']}/screen", json=body))["param"] == param
+    assert http_error(http.post(f"/files/{job['file_id']}/screen", json=body))["param"] == param
 
 
 ADMIN_BODIES = [
@@ -148,20 +141,20 @@ ADMIN_BODIES = [
 
 @pytest.mark.parametrize(("path", "body", "param"), ADMIN_BODIES)
 def test_admin_bodies_are_validated(admin: httpx.Client, path: str, body: dict, param: str) -> None:
-    assert error_of(admin.post(path, json=body))["param"] == param
+    assert http_error(admin.post(path, json=body))["param"] == param
 
 
 @pytest.mark.parametrize("path", ["/admin/webhooks", "/admin/base_models", "/admin/base_models/align"])
 def test_deeply_nested_admin_body_is_400(admin: httpx.Client, path: str) -> None:
     body = b'{"name": "n", "manifest": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
-    assert "nests deeper" in error_of(admin.post(path, content=body))["message"]
+    assert "nests deeper" in http_error(admin.post(path, content=body))["message"]
 
 
 @pytest.mark.parametrize("headers", [{"Content-Type": "application/json"}, {}])
 def test_oversized_json_body_is_413(http: httpx.Client, headers: dict) -> None:
     body = b'{"model": "' + b"m" * (MAX_JSON_BODY + 1) + b'"}'
     r = http.post("/fine_tuning/jobs", content=body, headers=headers)
-    assert error_of(r, 413)["code"] == "request_too_large" and r.headers["connection"] == "close"
+    assert http_error(r, 413)["code"] == "request_too_large" and r.headers["connection"] == "close"
 
 
 def test_nul_in_header_never_reaches_a_route(api) -> None:
@@ -173,7 +166,7 @@ def test_nul_in_header_never_reaches_a_route(api) -> None:
     assert status_line.split()[1] == b"400", status_line
     with TestClient(create_app(api.settings)) as client:
         r = client.post("/v1/fine_tuning/jobs", json={}, headers={"Idempotency-Key": "a\x00b"})
-    assert error_of(r)["param"] == "idempotency-key"
+    assert http_error(r)["param"] == "idempotency-key"
 
 
 def test_500_closes_the_connection(api, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -183,7 +176,7 @@ def test_500_closes_the_connection(api, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(models_service, "list_models", boom)
     r = httpx.get(f"{api.v1}/models", headers={"Authorization": f"Bearer {api.new_key()}"})
     assert r.status_code == 500 and r.headers["connection"] == "close"
-    assert error_of(r, 500)["type"] == "server_error"
+    assert http_error(r, 500)["type"] == "server_error"
 
 
 @pytest.mark.parametrize(

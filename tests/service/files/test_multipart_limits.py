@@ -12,7 +12,7 @@ from typing import NamedTuple
 import httpx
 import pytest
 
-from tests.service.helpers import jsonl
+from tests.service.helpers import http_error, jsonl
 
 B = b"bNd"
 MP = {"Content-Type": "multipart/form-data; boundary=bNd"}
@@ -120,11 +120,8 @@ def leftovers(api) -> tuple[list[str], list[str]]:
 
 
 def assert_error(response: httpx.Response, status: int, param: str | None, code: str | None) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}, body
-    assert body["error"]["type"] == "invalid_request_error"
-    assert (body["error"]["param"], body["error"]["code"]) == (param, code), body
+    error = http_error(response, status, "invalid_request_error")
+    assert (error["param"], error["code"]) == (param, code), error
 
 
 def assert_accepts_uploads(post) -> dict:

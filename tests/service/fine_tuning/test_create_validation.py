@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.service.helpers import jsonl
+from tests.service.helpers import http_error, jsonl
 
 BASE = "tiny-aligned"
 HP = "method.supervised.hyperparameters"
@@ -30,11 +30,7 @@ def train_id(http: httpx.Client) -> str:
 
 
 def error_of(r: httpx.Response, status: int = 400) -> dict:
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}, body
-    assert body["error"]["type"] == "invalid_request_error"
-    return body["error"]
+    return http_error(r, status, "invalid_request_error")
 
 
 HOSTILE: list[tuple[str, dict[str, Any], str]] = [
