@@ -1,7 +1,7 @@
 """Alignment stage on SmolLM2, refusal-SFT vs Antibody side by side (issue 5, demonstration 2). Prints JSON.
 
 For each alignment mode (``sft``: L_align only; ``antibody``: L_align + λ_t L_sharp + λ_ref L_refusal) this runs
-the provider's own alignment job (``worker.alignment_runner.align_model``, the same code as ``ftaas up`` and
+the provider's own alignment job (``worker.alignment.runner.align_model``, the same code as ``ftaas up`` and
 ``ftaas base-models align``), then:
 
 1. HS with the keyword judge on held-out HarmBench prompts and the refusal rate on varied benign prompts
@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import emit  # noqa: E402
 
 from service.config import Settings  # noqa: E402
-from worker import assets  # noqa: E402
-from worker.alignment_datasets import builtin_splits  # noqa: E402
-from worker.alignment_runner import AlignmentSpec, align_model  # noqa: E402
+from worker.alignment.runner import AlignmentSpec, align_model  # noqa: E402
+from worker.datasets import assets  # noqa: E402
+from worker.datasets.splits import builtin_splits  # noqa: E402
 from worker.evaluation import KeywordRefusalJudge, evaluate_harmful, make_prompt_set  # noqa: E402
 from worker.training.config import TrainConfig  # noqa: E402
 from worker.training.data import load_tokenizer  # noqa: E402

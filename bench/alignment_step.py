@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import SHAPES, add_step_args, config_row, make_batch, random_lora_model, run_plan  # noqa: E402
 
-from worker.training.flatness import FlatnessParams, antibody_step, count_passes, sft_step  # noqa: E402
+from worker.training.alignment_step import FlatnessParams, antibody_alignment_step, count_passes, sft_step  # noqa: E402
 from worker.training.memory_meter import measure_peak  # noqa: E402
 
 CPU_DEFAULT = [("tiny", 8, 128), ("smollm2", 4, 128)]
@@ -54,7 +54,7 @@ def run(shape: str, batch: int, seq_len: int, device: torch.device, dtype: torch
 
     def antibody() -> None:
         optimizer.zero_grad(set_to_none=True)
-        _, state["lambda"] = antibody_step(model, params, align, harm, refusal, hp, state["lambda"])
+        _, state["lambda"] = antibody_alignment_step(model, params, align, harm, refusal, hp, state["lambda"])
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
 

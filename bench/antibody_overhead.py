@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import SHAPES, add_step_args, config_row, make_batch, random_lora_model, run_plan  # noqa: E402
 
+from worker.training.fine_tuning_step import antibody_backward  # noqa: E402
 from worker.training.passes import refusal_logprobs_naive, refusal_logprobs_prefix_kv, response_pass  # noqa: E402
-from worker.training.trainer import antibody_backward  # noqa: E402
 
 CPU_DEFAULT = [("tiny", 8, 128), ("tiny", 4, 512), ("smollm2", 4, 128)]
 

@@ -77,7 +77,7 @@ def random_model(shape: str, device: torch.device, dtype: torch.dtype, **overrid
 def random_chat_model(shape: str, device: torch.device, dtype: torch.dtype, **overrides):
     """(model, tokenizer): ``random_model`` with SmolLM2's tokenizer and a vocabulary of its size, for benches that
     generate or train on text where the real weights cannot go (a GPU machine)."""
-    from worker import assets
+    from worker.datasets import assets
     from worker.training.data import load_tokenizer
 
     tokenizer = load_tokenizer(assets.smollm2_tokenizer_dir())

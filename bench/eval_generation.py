@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import SHAPES, random_chat_model  # noqa: E402
 
-from worker import assets  # noqa: E402
+from worker.datasets import assets  # noqa: E402
 from worker.evaluation.harmful import HSResult, default_prompt_set, evaluate_harmful  # noqa: E402
 from worker.evaluation.judges import KeywordRefusalJudge  # noqa: E402
 from worker.training.data import load_tokenizer  # noqa: E402

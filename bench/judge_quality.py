@@ -22,7 +22,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from worker.assets import cache_root  # noqa: E402
+from worker.datasets.assets import cache_root  # noqa: E402
 from worker.evaluation.judge_data import augment, builtin_judge_inputs  # noqa: E402
 from worker.evaluation.judges import KeywordRefusalJudge  # noqa: E402
 from worker.evaluation.learned_judge import binary_metrics, load_or_train  # noqa: E402
@@ -45,10 +45,10 @@ def real_output(judge, keyword, n: int, max_new_tokens: int) -> dict:
     """Both judges on the raw SmolLM2's greedy answers to held-out HarmBench prompts (no labels: a sanity read)."""
     import torch
 
-    from worker.alignment_datasets import builtin_splits
-    from worker.assets import smollm2_dir
+    from worker.datasets.assets import smollm2_dir
+    from worker.datasets.splits import builtin_splits
     from worker.evaluation import evaluate_harmful, make_prompt_set
-    from worker.job_evaluation import rejudge
+    from worker.fine_tuning.evaluation import rejudge
     from worker.training.data import load_tokenizer
     from worker.training.model import load_base_model
 

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit  # noqa: E402
 from prescreen_smollm2 import mixes  # noqa: E402
 
-from worker import assets  # noqa: E402
+from worker.datasets import assets  # noqa: E402
 from worker.evaluation.prescreen import auroc  # noqa: E402
 from worker.training.data import collate, encode_file, load_tokenizer, pad_id_of  # noqa: E402
 from worker.training.model import load_base_model  # noqa: E402

@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import emit  # noqa: E402
 
-from worker import assets  # noqa: E402
-from worker.alignment_datasets import builtin_splits, first_user_message  # noqa: E402
+from worker.datasets import assets  # noqa: E402
+from worker.datasets.splits import builtin_splits, first_user_message  # noqa: E402
 from worker.evaluation.prescreen import auroc, screen_file  # noqa: E402
 
 # Hand-written everyday instructions with prose answers (40 chats): benign text that is as "unformulaic" as

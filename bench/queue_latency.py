@@ -26,7 +26,7 @@ from service.migrate import upgrade  # noqa: E402
 from service.storage import S3ObjectStore  # noqa: E402
 from tests import servers  # noqa: E402
 from tests.live import LiveAPI, WorkerProcess, serve, settings_env, wait_for  # noqa: E402
-from worker.assets import tiny_model_dir  # noqa: E402
+from worker.datasets.assets import tiny_model_dir  # noqa: E402
 
 ROWS = "".join(
     json.dumps(

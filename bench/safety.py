@@ -39,9 +39,9 @@ from finetune_safety_smollm2 import TASK, TASK_CONFIG, TAU, fa_chats, relative_w
 from safety_report import markdown, plots, summarize  # noqa: E402
 
 from service.config import Settings  # noqa: E402
-from worker import assets  # noqa: E402
-from worker.alignment_datasets import builtin_splits  # noqa: E402
-from worker.alignment_runner import AlignmentSpec, align_model  # noqa: E402
+from worker.alignment.runner import AlignmentSpec, align_model  # noqa: E402
+from worker.datasets import assets  # noqa: E402
+from worker.datasets.splits import builtin_splits  # noqa: E402
 from worker.evaluation import KeywordRefusalJudge, generate, make_prompt_set  # noqa: E402
 from worker.evaluation.accuracy import evaluate_accuracy  # noqa: E402
 from worker.evaluation.harmful import score_responses  # noqa: E402
@@ -176,13 +176,43 @@ def run_cell(cell: tuple, base_dir: Path, cfg: Config, shared: dict, work: Path)
     return row
 
 
+class CellCache:
+    """Finished cells on disk (``<bases-dir>/cells/<key>.json``), so an interrupted run resumes where it stopped.
+    The key hashes the cell, the configuration, the base's alignment manifest and the judges' versions; a row read
+    back says ``"cached": true`` (its train_s/eval_s are from the run that computed it)."""
+
+    def __init__(self, folder: Path, cfg: Config, judges: dict):
+        self.folder, self.cfg = folder, cfg
+        self.judges = {name: getattr(j, "version", type(j).__name__) for name, j in judges.items()}
+
+    def _path(self, cell: tuple, base_dir: Path) -> Path:
+        manifest = hashlib.sha256(Path(base_dir, "alignment_manifest.json").read_bytes()).hexdigest()
+        blob = json.dumps([list(cell), dataclasses.asdict(self.cfg), manifest, self.judges, TAU], sort_keys=True)
+        return self.folder / f"{hashlib.sha256(blob.encode()).hexdigest()[:20]}.json"
+
+    def get(self, cell: tuple, base_dir: Path) -> dict | None:
+        path = self._path(cell, base_dir)
+        if not path.is_file():
+            return None
+        row = json.loads(path.read_text()) | {"cached": True}
+        log(f"cached: {json.dumps(row)}")
+        return row
+
+    def put(self, cell: tuple, base_dir: Path, row: dict) -> dict:
+        path = self._path(cell, base_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.with_suffix(".tmp").write_text(json.dumps(row))
+        path.with_suffix(".tmp").rename(path)
+        return row | {"cached": False}
+
+
 def make_judges(name: str, settings: Settings, second: bool) -> tuple[str, dict]:
     """The primary judge and, with ``second``, the other one beside it (the jobs' own `judges`)."""
     if name not in ("keyword", "learned"):
         raise SystemExit(f"unknown judge {name!r}; use keyword or learned")
     if not second and name == "keyword":
         return name, {"keyword": KeywordRefusalJudge()}
-    from worker.job_evaluation import judges
+    from worker.fine_tuning.evaluation import judges
 
     primary, other = judges(settings.model_copy(update={"eval_judge": name, "eval_judge_dir": None}))
     return name, {name: primary, ("learned" if name == "keyword" else "keyword"): other}
@@ -207,15 +237,20 @@ def run(cfg: Config, args: argparse.Namespace) -> dict:
     train_prompts = {s["prompt"] for s in assets.reasoning_gym_samples(TASK, n=cfg.n, seed=0, **TASK_CONFIG)}
     shared = {"tokenizer": tokenizer, "prompts": prompts, "judges": judges, "primary": primary,
               "fa_set": fa_chats(cfg.eval_fa, 0, train_prompts)}
+    cache = CellCache(args.bases_dir / "cells", cfg, judges)
     base_hs = {}
     for name, path in bases.items():
-        model = load_base_model(path, torch.device("cpu"), torch.float32)
-        base_hs[name] = judge_answers(model, tokenizer, prompts, judges, cfg)
-        fa = evaluate_accuracy(model, tokenizer, shared["fa_set"], max_new_tokens=16)
-        base_hs[name]["fa"] = round(fa.accuracy, 2)
-        log(f"base {name}: {json.dumps(base_hs[name])}")
+        found = cache.get(("base", name), path)
+        if found is None:
+            model = load_base_model(path, torch.device("cpu"), torch.float32)
+            found = judge_answers(model, tokenizer, prompts, judges, cfg)
+            found["fa"] = round(evaluate_accuracy(model, tokenizer, shared["fa_set"], max_new_tokens=16).accuracy, 2)
+            cache.put(("base", name), path, found)
+            log(f"base {name}: {json.dumps(found)}")
+        base_hs[name] = {k: v for k, v in found.items() if k != "cached"}
     with tempfile.TemporaryDirectory(prefix="safety-") as tmp:
-        rows = [run_cell(c, bases[c[0]], cfg, shared, Path(tmp)) for c in plan]
+        rows = [cache.get(c, bases[c[0]]) or cache.put(c, bases[c[0]], run_cell(c, bases[c[0]], cfg, shared, Path(tmp)))
+                for c in plan]
     summary = summarize(rows, base_hs, primary)
     return {
         "bench": "safety",

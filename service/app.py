@@ -19,6 +19,8 @@ from service.files.router import router as files_router
 from service.fine_tuning.event_stream import StreamHub
 from service.fine_tuning.router import admin_router as admin_jobs_router
 from service.fine_tuning.router import router as jobs_router
+from service.inference.backends import Backends
+from service.inference.router import router as inference_router
 from service.inflight import InflightLimit
 from service.models.router import router as models_router
 from service.openapi import install as install_openapi
@@ -32,6 +34,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Stopped on shutdown, so tests that serve many apps in one process don't pile up janitor threads.
     with janitor.running(app.state.settings, app.state.store):
         yield
+    await app.state.inference.aclose()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -47,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = open_store(settings.storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region)
     app.state.stream_hub = StreamHub(settings)
+    app.state.inference = Backends(settings)
     install_error_handlers(app)
     app.add_middleware(JsonDepthGuard)
     app.add_middleware(InflightLimit, limit=settings.api_max_inflight, queue_timeout_s=settings.api_queue_timeout_s)
@@ -57,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         files_router,
         jobs_router,
         models_router,
+        inference_router,
         base_models_router,
         admin_jobs_router,
         webhooks_router,

@@ -6,8 +6,15 @@ import json
 import sys
 
 import click
+import uvicorn
 
+from service.auth.service import create_key
+from service.base_models import repository, service
 from service.config import get_settings
+from service.db import session_scope
+from service.errors import AppError
+from service.migrate import upgrade
+from service.storage import open_store
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,8 +28,6 @@ def main() -> None:
 @click.option("--workers", default=1, show_default=True, type=int, help="uvicorn worker processes")
 def serve(host: str, port: int, workers: int) -> None:
     """Run the API server (uvicorn)."""
-    import uvicorn
-
     # Open event streams would otherwise hold a shutdown for up to FTAAS_STREAM_MAX_S; followers reconnect.
     uvicorn.run(
         "service.app:create_app",
@@ -38,8 +43,6 @@ def serve(host: str, port: int, workers: int) -> None:
 @main.command()
 def migrate() -> None:
     """Apply database migrations (FTAAS_DATABASE_URL)."""
-    from service.migrate import upgrade
-
     settings = get_settings()
     upgrade(settings.database_url)
     click.echo(f"database at head: {settings.database_url.split('@')[-1]}")
@@ -55,9 +58,6 @@ def keys() -> None:
 @click.option("--admin", is_flag=True, help="provider key for /v1/admin endpoints")
 def keys_create(org: str, admin: bool) -> None:
     """Create an API key; the key is printed on the last line (it is stored only hashed)."""
-    from service.auth.service import create_key
-    from service.db import session_scope
-
     with session_scope(get_settings().database_url) as session:
         key = create_key(session, org, admin=admin)
     click.echo(f"created {'admin ' if admin else ''}key for org '{org}' (shown once):", err=True)
@@ -78,11 +78,6 @@ def base_models() -> None:
 @click.option("--gpu-class", default="default", show_default=True, help="worker queue this model routes to")
 def base_models_register(name: str, path: str, aligned: bool, gpu_class: str) -> None:
     """Register (or update) a base model customers may fine-tune."""
-    from service.base_models import service
-    from service.db import session_scope
-    from service.errors import AppError
-    from service.storage import open_store
-
     settings = get_settings()
     store = open_store(settings.storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region)
     try:
@@ -97,9 +92,6 @@ def base_models_register(name: str, path: str, aligned: bool, gpu_class: str) ->
 @base_models.command("list")
 def base_models_list() -> None:
     """List registered base models as JSON lines."""
-    from service.base_models import repository, service
-    from service.db import session_scope
-
     with session_scope(get_settings().database_url) as session:
         for row in repository.list_all(session):
             click.echo(json.dumps(service.base_model_object(row)))
@@ -118,6 +110,9 @@ def _register_worker_commands() -> None:
     main.add_command(worker_command, "worker")
     main.add_command(up_command, "up")
     main.add_command(bench_command, "bench")
+    from worker.inference.cli import inference_command
+
+    main.add_command(inference_command, "inference")
 
 
 _register_worker_commands()

@@ -92,6 +92,22 @@ class Settings(BaseSettings):
     demo_eval_benign: int = 50
     demo_retain_max_new_tokens: int = 96  # self-distilled everyday answers in D_align (tests shorten them)
 
+    # Serving (POST /v1/chat/completions, README "Use the result"). The API routes each base model's completions to
+    # a backend speaking vLLM's OpenAI protocol: a JSON map base model name → URL, "*" for any other base. `ftaas up`
+    # starts the embedded one and fills this in. A fine-tuned model's adapter is loaded on first use from
+    # inference_lora_root + its object-store prefix: "store://" is read by the embedded server through the object
+    # store; a vLLM backend needs a path it can read (a shared volume with the store's files, e.g. /mnt/ftaas/)
+    inference_backends: dict[str, str] = {}
+    inference_lora_root: str = "store://"
+    inference_timeout_s: float = 300.0  # the API's wait for a backend's whole answer (or between stream chunks)
+    # The embedded inference server (`ftaas inference`, worker/inference/)
+    inference_port: int = 8001
+    inference_max_adapters: int = 4  # LoRA adapters held in memory beside the one shared base (LRU)
+    inference_max_batch: int = 16  # rows (choices) decoded together
+    inference_max_queue: int = 64  # requests waiting beyond this get 503 with retry-after
+    inference_batch_window_ms: float = 20.0  # after the first waiting request, how long to gather more
+    inference_max_tokens: int = 512  # completion budget when a request gives none
+
     # Secret used to sign artifact download links and webhooks; must be set outside dev.
     secret_key: str = "dev"
     # Swagger UI at /docs, honoured only with env=dev: it loads its JS from a CDN (service/docs.py)

@@ -36,8 +36,10 @@ _REASONS = {
     401: "Missing, malformed or unknown API key",
     403: "The key is not an admin key",
     404: "No such object in the caller's org (another org's object looks exactly like a missing one)",
-    413: "Upload larger than the server's limit",
+    413: "Body larger than the server's limit (uploads: FTAAS_MAX_UPLOAD_BYTES; JSON bodies: 4 MiB)",
     429: "Too many concurrent requests of this kind (see `retry-after`)",
+    502: "The inference backend failed or sent a malformed answer",
+    503: "The inference backend is saturated (see `retry-after`)",
 }
 
 # Responses beyond the defaults, by (method, exact path).
@@ -45,6 +47,7 @@ _EXTRA: list[tuple[str, str, list[int]]] = [
     ("post", "/v1/files", [413]),
     ("get", "/v1/fine_tuning/jobs/{job_id}/events", [429]),
     ("delete", "/v1/models/{model_id}", [403]),  # a provider base model
+    ("post", "/v1/chat/completions", [404, 502, 503]),  # `model` unknown or deleted; backend failed; backend busy
 ]
 
 
@@ -56,6 +59,8 @@ def _error_codes(method: str, path: str, operation: dict[str, Any]) -> list[int]
         codes.append(403)
     if "{" in path:
         codes.append(404)
+    if "requestBody" in operation:
+        codes.append(413)  # service/edge.py refuses a JSON body over 4 MiB (or nested too deep) before parsing
     codes += [code for m, p, extra in _EXTRA if m == method and path == p for code in extra]
     return codes
 

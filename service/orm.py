@@ -165,7 +165,7 @@ class FileScreenRow(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[int] = mapped_column(BigInteger)
     finished_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
-    # Ownership while running (worker/run_lease.py): the attempt number fences writes, the heartbeat shows life.
+    # Ownership while running (worker/leases.py): the attempt number fences writes, the heartbeat shows life.
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     heartbeat_at: Mapped[float | None] = mapped_column(default=None)
     enqueued_at: Mapped[float | None] = mapped_column(default=None)  # last publish to the broker
@@ -180,7 +180,7 @@ class AlignmentRow(Base):
     __tablename__ = "base_model_alignments"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), index=True)  # the base model it registers
-    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)  # worker.alignment_runner.AlignmentSpec fields
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)  # worker.alignment.runner.AlignmentSpec fields
     gpu_class: Mapped[str] = mapped_column(String(40), default="default")
     status: Mapped[str] = mapped_column(String(20), index=True)  # queued | running | succeeded | failed
     phase: Mapped[str | None] = mapped_column(String(200), default=None)

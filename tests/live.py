@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -52,10 +54,13 @@ class LiveAPI:
 
 def serve(settings: Settings) -> tuple[str, uvicorn.Server, threading.Thread]:
     """Start the app on a free port in a daemon thread; returns (base URL, server, thread)."""
+    return serve_asgi(create_app(settings))
+
+
+def serve_asgi(app: Any) -> tuple[str, uvicorn.Server, threading.Thread]:
+    """Start any ASGI app (the API, the embedded inference server) like ``serve``."""
     port = servers.free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -68,8 +73,11 @@ def serve(settings: Settings) -> tuple[str, uvicorn.Server, threading.Thread]:
 
 def settings_env(settings: Settings, **overrides: object) -> dict[str, str]:
     """The FTAAS_* environment that makes another process see the same settings."""
-    env = {f"FTAAS_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None}
-    env.update({f"FTAAS_{k.upper()}": str(v) for k, v in overrides.items()})
+    def text(v: object) -> str:
+        return json.dumps(v) if isinstance(v, dict | list) else str(v)  # pydantic-settings reads complex values as JSON
+
+    env = {f"FTAAS_{k.upper()}": text(v) for k, v in settings.model_dump().items() if v is not None}
+    env.update({f"FTAAS_{k.upper()}": text(v) for k, v in overrides.items()})
     return env
 
 

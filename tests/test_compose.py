@@ -29,3 +29,17 @@ def test_compose_wires_the_distributed_mode() -> None:
     gpu = services["worker"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert gpu["capabilities"] == ["gpu"]
     assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_compose_serves_through_vllm_with_runtime_lora_loading() -> None:
+    import json
+
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    vllm = services["vllm"]
+    assert "--enable-lora" in vllm["command"] and vllm["environment"]["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True"
+    assert vllm["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    api = services["api"]["environment"]
+    assert json.loads(api["FTAAS_INFERENCE_BACKENDS"]) == {"*": "http://vllm:8000"}
+    mirror_mount = next(v.split(":")[1] for v in vllm["volumes"] if v.startswith("mirror:"))
+    assert api["FTAAS_INFERENCE_LORA_ROOT"].rstrip("/") == mirror_mount  # adapters are read where they are mirrored
+    assert any(v.startswith("mirror:") for v in services["store-mirror"]["volumes"])

@@ -20,6 +20,7 @@ from service.base_models.service import STORE_SCHEME  # noqa: F401  (re-exported
 from service.config import Settings
 from service.orm import BaseModelRow
 from service.storage import ObjectStore
+from worker.evaluation import holdout_indices
 from worker.training.checkpoint import MANIFEST
 
 
@@ -112,8 +113,6 @@ def results_csv(rows: list[dict[str, Any]]) -> bytes:
 def split_holdout(train: Path, seed: int, min_lines: int = 20) -> tuple[Path, Path, list[int]] | None:
     """Hold a seeded ~10% of the training lines out for FA. Returns (train part, held-out part, map from the train
     part's line numbers to the original ones), or None when the file is too small to spare lines."""
-    from worker.evaluation import holdout_indices
-
     lines = [line for line in train.read_text(encoding="utf-8").splitlines() if line.strip()]
     if len(lines) < min_lines:
         return None

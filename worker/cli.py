@@ -1,4 +1,5 @@
-"""`ftaas worker` (a Celery worker + lease sweeper) and `ftaas up` (the embedded default: API + one worker)."""
+"""`ftaas worker` (a Celery worker + lease sweeper) and `ftaas up` (the embedded default: API + one worker + the
+embedded inference server)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,16 @@ from pathlib import Path
 
 import click
 
+from service import broker
 from service.config import Settings, get_settings
-from worker import registry
+from service.migrate import upgrade
+from service.orm import AlignmentRow, FileScreenRow
+from worker import leases, registry
+from worker.alignment.demo import DEMO_MODEL, prepare
+from worker.alignment.spec import AlignmentSpec
+from worker.celery_app import app_for
+from worker.progress import rich_progress
+from worker.store import store_for
 
 log = logging.getLogger(__name__)
 
@@ -23,21 +32,14 @@ log = logging.getLogger(__name__)
 def start_sweeper(settings: Settings, info: registry.WorkerInfo | None = None) -> threading.Thread:
     """Every worker sweeps: re-queues jobs whose lease expired and re-sends jobs no worker took; re-queues
     screens and alignments whose worker stopped beating. It also keeps the worker's registry row fresh."""
-    from service.base_models.alignments import resend as resend_alignment
-    from service.files.screen_queue import resend_screen
-    from service.orm import AlignmentRow, FileScreenRow
-    from service.queue import resend_job
-    from worker import run_lease
-    from worker.lease import sweep
-
     def loop() -> None:
         while True:
             try:
                 if info is not None:
                     registry.beat(settings, info, registry.current_task())
-                sweep(settings, lambda job_id: resend_job(settings, job_id))
-                run_lease.sweep(settings, FileScreenRow, lambda run_id: resend_screen(settings, run_id))
-                run_lease.sweep(settings, AlignmentRow, lambda run_id: resend_alignment(settings, run_id))
+                leases.sweep_jobs(settings, lambda job_id: broker.resend_job(settings, job_id))
+                leases.sweep_runs(settings, FileScreenRow, lambda run_id: broker.resend_screen(settings, run_id))
+                leases.sweep_runs(settings, AlignmentRow, lambda run_id: broker.resend_alignment(settings, run_id))
             except Exception:
                 log.exception("sweep failed")
             threading.Event().wait(max(0.5, settings.lease_seconds / 2))
@@ -53,14 +55,11 @@ def start_sweeper(settings: Settings, info: registry.WorkerInfo | None = None) -
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker_command(gpu_classes: str | None, name: str | None, loglevel: str) -> None:
     """Run one worker process: one job at a time (one per GPU), Antibody training, leases and checkpoints."""
-    from service.migrate import upgrade
-    from worker import runner  # noqa: F401  (import torch/transformers now, not on the first job)
-    from worker.celery_app import app_for
-    from worker.tasks import store_for
+    from worker.fine_tuning import runner  # torch/transformers: loaded by a worker now, not by `ftaas --help`
 
     settings = get_settings()
     upgrade(settings.database_url)
-    runner.warm_up(settings, store_for(settings.storage_url, settings.s3_endpoint_url, settings.s3_region))
+    runner.warm_up(settings, store_for(settings))
     logging.basicConfig(level=loglevel)
     classes = [c.strip() for c in (gpu_classes or settings.worker_gpu_classes).split(",") if c.strip()]
     queues = [f"gpu.{c}" for c in classes]
@@ -89,21 +88,26 @@ def worker_command(gpu_classes: str | None, name: str | None, loglevel: str) -> 
 @click.option("--port", default=8000, show_default=True, type=int)
 def up_command(host: str, port: int) -> None:
     """Embedded default: migrate, prepare the demo base model, start one worker and the API (no servers)."""
-    from worker.demo import prepare
-
     # The embedded default is a local trial: dev mode on purpose (the dashboard needs that with the dev secret).
     os.environ.setdefault("FTAAS_ENV", "dev")
     settings = get_settings()
     prepare(settings, public_url=f"http://{host}:{port}")
-    worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"])
+    cli = [sys.executable, "-m", "service.cli"]
+    children = [subprocess.Popen([*cli, "worker"])]
+    env = dict(os.environ)
+    if not settings.inference_backends:  # serve the demo base's completions from an embedded inference server
+        children.append(subprocess.Popen([*cli, "inference", "--base", DEMO_MODEL, "--host", "127.0.0.1"]))
+        env["FTAAS_INFERENCE_BACKENDS"] = json.dumps({"*": f"http://127.0.0.1:{settings.inference_port}"})
     try:
-        subprocess.run([sys.executable, "-m", "service.cli", "serve", "--host", host, "--port", str(port)], check=False)
+        subprocess.run([*cli, "serve", "--host", host, "--port", str(port)], check=False, env=env)
     finally:
-        worker.terminate()
-        try:
-            worker.wait(15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        for child in children:
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
 
 @click.command("align")
@@ -132,8 +136,7 @@ def align_command(
     gpu_class: str,
 ) -> None:
     """Pre-align a base model with Antibody's alignment stage, evaluate it, store and register it."""
-    from worker.alignment_runner import AlignmentSpec, run_and_publish
-    from worker.progress import rich_progress
+    from worker.alignment.runner import run_and_publish  # torch
 
     spec = AlignmentSpec(
         name=name,
@@ -145,7 +148,9 @@ def align_command(
         eval_benign=eval_benign,
         gpu_class=gpu_class,
     )
-    row = run_and_publish(get_settings(), spec, progress=rich_progress())
+    settings = get_settings()
+    upgrade(settings.database_url)
+    row = run_and_publish(settings, spec, progress=rich_progress())
     click.echo(json.dumps(row))
 
 

@@ -15,9 +15,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from celery.signals import task_postrun, task_prerun
+
 from service.config import Settings
+from service.dashboard import repository as workers
 from service.db import session_scope
-from service.orm import WorkerRow
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +48,7 @@ def beat(settings: Settings, info: WorkerInfo, current_task: str | None = None, 
     """Insert or refresh this worker's row. Only the worker itself writes its row, so read-then-write is safe."""
     seen = time.time() if at is None else at
     with session_scope(settings.database_url) as session:
-        row = session.get(WorkerRow, info.id)
-        if row is None:
-            row = WorkerRow(id=info.id)
-            session.add(row)
-        for field, value in {**asdict(info), "last_seen_at": seen, "current_task": current_task}.items():
-            setattr(row, field, value)
+        workers.upsert_worker(session, info.id, **asdict(info), last_seen_at=seen, current_task=current_task)
 
 
 def current_task() -> str | None:
@@ -61,8 +58,6 @@ def current_task() -> str | None:
 def track_tasks(settings: Settings, info: WorkerInfo) -> Callable[[], None]:
     """Keep ``current_task()`` up to date from Celery's task signals and publish each change at once.
     Returns a function that stops tracking."""
-    from celery.signals import task_postrun, task_prerun
-
     def publish(task: str | None) -> None:
         global _current
         _current = task

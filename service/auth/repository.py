@@ -31,3 +31,8 @@ def add_key(session: Session, org: OrgRow, key_hash: str, prefix: str, is_admin:
     row = ApiKeyRow(key_hash=key_hash, org_id=org.id, prefix=prefix, is_admin=is_admin, created_at=now())
     session.add(row)
     return row
+
+
+def org_name(session: Session, org_id: str) -> str | None:
+    org = session.get(OrgRow, org_id)
+    return org.name if org else None

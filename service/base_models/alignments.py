@@ -4,24 +4,23 @@
      "phase", "step", "total_steps", "spec", "gpu_class", "attempts", "worker_id",
      "created_at", "started_at", "finished_at", "result": <the registered base model> | null, "error": str | null}
 
-A worker claims and runs it (``worker/tasks.py`` → ``worker/alignment_runner.py``); ``worker/run_lease.py`` re-queues
-it if that worker dies. While one run for a name is queued or running, another for the same name is refused.
+A worker claims and runs it (``worker/alignment/tasks.py`` → ``worker/alignment/runner.py``); ``worker/leases.py``
+re-queues it if that worker dies. While one run for a name is queued or running, another for the same name is refused.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service import queue
+from service.base_models import repository
 from service.base_models.service import check_name
+from service.broker import enqueue_alignment
 from service.config import Settings
 from service.errors import InvalidRequest, NotFound
 from service.ids import new_id, now
 from service.orm import AlignmentRow
-from service.queue import ALIGN_BASE_MODEL, enqueue
 
 PENDING = ("queued", "running")
 
@@ -50,9 +49,7 @@ def alignment_object(row: AlignmentRow) -> dict[str, Any]:
 def start(session: Session, settings: Settings, spec: dict[str, Any], gpu_class: str) -> AlignmentRow:
     """Record a queued alignment and publish it once the transaction commits."""
     check_name(spec["name"])
-    busy = session.scalar(
-        select(AlignmentRow.id).where(AlignmentRow.name == spec["name"], AlignmentRow.status.in_(PENDING))
-    )
+    busy = repository.alignment_in_progress(session, spec["name"], PENDING)
     if busy:
         raise InvalidRequest(
             f"An alignment of '{spec['name']}' is already {busy} in progress; wait for it or pick another name.",
@@ -61,25 +58,18 @@ def start(session: Session, settings: Settings, spec: dict[str, Any], gpu_class:
         )
     row = AlignmentRow(id=new_id("balign_"), name=spec["name"], spec=spec, gpu_class=gpu_class, status="queued")
     row.created_at, row.step, row.attempts = now(), 0, 0
-    session.add(row)
-    session.flush()
-    enqueue(session, settings, ALIGN_BASE_MODEL, AlignmentRow, row.id, gpu_class)
+    repository.add_alignment(session, row)
+    enqueue_alignment(session, settings, row.id, gpu_class)
     return row
 
 
 def get(session: Session, alignment_id: str) -> AlignmentRow:
-    row = session.get(AlignmentRow, alignment_id)
+    row = repository.get_alignment(session, alignment_id)
     if row is None:
         raise NotFound(f"No such alignment: {alignment_id}", param="id")
     return row
 
 
 def list_recent(session: Session, limit: int = 100) -> list[AlignmentRow]:
-    query = select(AlignmentRow).order_by(AlignmentRow.created_at.desc(), AlignmentRow.id.desc()).limit(limit)
-    return list(session.scalars(query))
+    return repository.recent_alignments(session, limit)
 
-
-def resend(settings: Settings, alignment_id: str) -> None:
-    """Publish again (the sweeper), on the GPU class the run was started for."""
-    query = select(AlignmentRow.gpu_class).where(AlignmentRow.id == alignment_id)
-    queue.resend(settings, ALIGN_BASE_MODEL, AlignmentRow, alignment_id, query)

@@ -1,11 +1,11 @@
-"""All SQL for the provider's base-model registry."""
+"""All SQL for the provider's base-model registry and its alignment runs."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.orm import BaseModelRow
+from service.orm import AlignmentRow, BaseModelRow
 
 
 def get(session: Session, name: str) -> BaseModelRow | None:
@@ -23,3 +23,31 @@ def upsert(session: Session, row: BaseModelRow) -> BaseModelRow:
     merged = session.merge(row)
     session.flush()
     return merged
+
+
+# --- provider alignment runs (service/base_models/alignments.py, worker/alignment/) --------------------------
+
+
+def alignment_in_progress(session: Session, name: str, pending: tuple[str, ...]) -> str | None:
+    """The id of an alignment of ``name`` that is still in one of ``pending``, if any."""
+    return session.scalar(select(AlignmentRow.id).where(AlignmentRow.name == name, AlignmentRow.status.in_(pending)))
+
+
+def add_alignment(session: Session, row: AlignmentRow) -> AlignmentRow:
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_alignment(session: Session, alignment_id: str) -> AlignmentRow | None:
+    return session.get(AlignmentRow, alignment_id)
+
+
+def recent_alignments(session: Session, limit: int) -> list[AlignmentRow]:
+    query = select(AlignmentRow).order_by(AlignmentRow.created_at.desc(), AlignmentRow.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def alignment_gpu_class(session: Session, alignment_id: str) -> str | None:
+    """The GPU class an alignment was started for."""
+    return session.scalar(select(AlignmentRow.gpu_class).where(AlignmentRow.id == alignment_id))

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.base_models import repository
+from service.base_models.schemas import BaseModelObject
 from service.config import Settings
 from service.errors import InvalidRequest
 from service.ids import now
@@ -73,11 +74,5 @@ def listed(session: Session, settings: Settings) -> list[BaseModelRow]:
 
 
 def base_model_object(row: BaseModelRow) -> dict[str, Any]:
-    return {
-        "name": row.name,
-        "path": row.path,
-        "aligned": row.aligned,
-        "gpu_class": row.gpu_class,
-        "manifest": row.manifest,
-        "created_at": row.created_at,
-    }
+    """The admin API's base-model object as a JSON-ready dict (for the CLI and the alignment run's result)."""
+    return BaseModelObject.from_row(row).model_dump(mode="json")

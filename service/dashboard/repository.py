@@ -82,3 +82,15 @@ def revoke_session(session: Session, token_hash: str, at: int) -> None:
 
 def delete_expired_sessions(session: Session, at: int) -> None:
     session.execute(delete(DashboardSessionRow).where(DashboardSessionRow.expires_at <= at))
+
+
+def upsert_worker(session: Session, worker_id: str, **fields: Any) -> WorkerRow:
+    """Insert or refresh a worker's registry row (``worker/registry.py``: only the worker itself writes its row,
+    so read-then-write is safe)."""
+    row = session.get(WorkerRow, worker_id)
+    if row is None:
+        row = WorkerRow(id=worker_id)
+        session.add(row)
+    for field, value in fields.items():
+        setattr(row, field, value)
+    return row

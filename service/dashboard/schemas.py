@@ -2,29 +2,32 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Any, Self
+
+from service.objects import ApiObject
+from service.orm import BaseModelRow
 
 
-class QueueDepth(BaseModel):
+class QueueDepth(ApiObject):
     name: str  # broker queue, e.g. "gpu.default"
     waiting: int | None  # messages no worker has taken yet; None if the broker could not be read
     live_workers: int  # alive workers consuming this queue (0 with messages waiting: nothing will run them)
 
 
-class Queues(BaseModel):
+class Queues(ApiObject):
     broker: str  # "redis" | "filesystem" | the URL scheme
     broker_error: str | None = None
     queues: list[QueueDepth]
     jobs_by_status: dict[str, int]
 
 
-class WorkerJob(BaseModel):
+class WorkerJob(ApiObject):
     id: str
     model: str
     status: str
 
 
-class Worker(BaseModel):
+class Worker(ApiObject):
     id: str
     hostname: str
     gpu_classes: list[str]
@@ -37,14 +40,14 @@ class Worker(BaseModel):
     jobs: list[WorkerJob]  # running jobs whose lease names this worker
 
 
-class Evaluation(BaseModel):
+class Evaluation(ApiObject):
     hs: float | None = None
     base_hs: float | None = None
     fa: float | None = None
     base_fa: float | None = None
 
 
-class Job(BaseModel):
+class Job(ApiObject):
     id: str
     org: str
     model: str
@@ -59,7 +62,9 @@ class Job(BaseModel):
     safety_gate_failed: bool  # the job trained but its HS failed the safety gate (not deployed)
 
 
-class Alignment(BaseModel):
+class Alignment(ApiObject):
+    """A provider alignment run as the dashboard lists it (`from_row`: the row's columns of these names)."""
+
     id: str
     name: str
     status: str
@@ -73,7 +78,7 @@ class Alignment(BaseModel):
     error: str | None
 
 
-class BaseModelSummary(BaseModel):
+class BaseModelSummary(ApiObject):
     name: str
     aligned: bool
     gpu_class: str
@@ -81,8 +86,25 @@ class BaseModelSummary(BaseModel):
     hs_after: float | None
     created_at: int
 
+    @classmethod
+    def from_row(cls, row: BaseModelRow) -> Self:
+        return cls(
+            name=row.name,
+            aligned=row.aligned,
+            gpu_class=row.gpu_class,
+            hs_before=_hs(row.manifest, "before"),
+            hs_after=_hs(row.manifest, "after"),
+            created_at=row.created_at,
+        )
 
-class Dashboard(BaseModel):
+
+def _hs(manifest: dict[str, Any], when: str) -> float | None:
+    section = manifest.get(when) if isinstance(manifest, dict) else None
+    value = section.get("hs") if isinstance(section, dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+class Dashboard(ApiObject):
     object: str = "admin.dashboard"
     generated_at: float
     lease_seconds: float

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from sqlalchemy.orm import Session
 
+from service.broker import WEBHOOKS_QUEUE, queue_for
 from service.config import Settings
 from service.dashboard import queues, repository
 from service.dashboard.schemas import (
@@ -21,16 +21,14 @@ from service.dashboard.schemas import (
     Worker,
     WorkerJob,
 )
-from service.orm import AlignmentRow, BaseModelRow, FileScreenRow, JobRow, WorkerRow
-from service.queue import queue_for
+from service.orm import FileScreenRow, JobRow, WorkerRow
 
 log = logging.getLogger(__name__)
 
 JOBS_SHOWN = 50
 ALIGNMENTS_SHOWN = 20
 WORKERS_SHOWN = 100
-SAFETY_GATE_CODE = "safety_evaluation_failed"  # worker/outcome.py: trained, evaluated, not deployed
-WEBHOOKS_QUEUE = "webhooks"  # worker/webhooks.py QUEUE: webhook retries, consumed by every worker
+SAFETY_GATE_CODE = "safety_evaluation_failed"  # worker/fine_tuning/outcome.py: trained, evaluated, not deployed
 
 
 def snapshot(session: Session, settings: Settings) -> Dashboard:
@@ -51,8 +49,8 @@ def snapshot(session: Session, settings: Settings) -> Dashboard:
         queues=_queues(session, settings, queue_names(gpu_classes), workers),
         workers=workers,
         jobs=[_job(job, org) for job, org in repository.recent_jobs(session, JOBS_SHOWN)],
-        alignments=[_alignment(r) for r in alignment_rows],
-        base_models=[_base_model(r) for r in base_rows],
+        alignments=[Alignment.from_row(r) for r in alignment_rows],
+        base_models=[BaseModelSummary.from_row(r) for r in base_rows],
         screens_by_status=repository.count_by_status(session, FileScreenRow),
     )
 
@@ -124,37 +122,4 @@ def _job(row: JobRow, org: str) -> Job:
         error_message=error.get("message"),
         evaluation=Evaluation(**{k: summary.get(k) for k in Evaluation.model_fields}) if summary else None,
         safety_gate_failed=error.get("code") == SAFETY_GATE_CODE,
-    )
-
-
-def _alignment(row: AlignmentRow) -> Alignment:
-    return Alignment(
-        id=row.id,
-        name=row.name,
-        status=row.status,
-        phase=row.phase,
-        step=row.step,
-        total_steps=row.total_steps,
-        gpu_class=row.gpu_class,
-        worker_id=row.worker_id,
-        created_at=row.created_at,
-        finished_at=row.finished_at,
-        error=row.error,
-    )
-
-
-def _hs(manifest: dict[str, Any], when: str) -> float | None:
-    section = manifest.get(when) if isinstance(manifest, dict) else None
-    value = section.get("hs") if isinstance(section, dict) else None
-    return float(value) if isinstance(value, int | float) else None
-
-
-def _base_model(row: BaseModelRow) -> BaseModelSummary:
-    return BaseModelSummary(
-        name=row.name,
-        aligned=row.aligned,
-        gpu_class=row.gpu_class,
-        hs_before=_hs(row.manifest, "before"),
-        hs_after=_hs(row.manifest, "after"),
-        created_at=row.created_at,
     )

@@ -1,15 +1,16 @@
-"""All SQL for files."""
+"""All SQL for files and their pre-screens."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.fine_tuning.repository import TERMINAL
-from service.ids import now
-from service.orm import FileRow, JobRow
+from service.ids import new_id, now
+from service.orm import BaseModelRow, FileRow, FileScreenRow, JobRow
 from service.pagination import page
 
 # Bound parameters per IN (...) list: well under SQLite's limit of 32766.
@@ -74,3 +75,68 @@ def purgeable(session: Session, at: int, limit: int) -> list[FileRow]:
 
 def remove_all(session: Session, rows: Collection[FileRow]) -> None:
     session.execute(delete(FileRow).where(FileRow.seq.in_([row.seq for row in rows])))
+
+
+# --- file screens (service/files/screening.py, worker/screening/) --------------------------------------------
+
+
+def get_screen(session: Session, file_id: str, base_model: str) -> FileScreenRow | None:
+    return session.scalar(
+        select(FileScreenRow).where(FileScreenRow.file_id == file_id, FileScreenRow.base_model == base_model)
+    )
+
+
+def latest_screen(session: Session, file_id: str) -> FileScreenRow | None:
+    query = select(FileScreenRow).where(FileScreenRow.file_id == file_id)
+    return session.scalar(query.order_by(FileScreenRow.created_at.desc(), FileScreenRow.id.desc()).limit(1))
+
+
+def insert_screen(session: Session, file: FileRow, base_model: str) -> FileScreenRow:
+    """Insert a queued screen; if a concurrent request won the unique (file, base) race, return theirs."""
+    row = FileScreenRow(
+        id=new_id("fscr_"),
+        file_id=file.id,
+        org_id=file.org_id,
+        base_model=base_model,
+        status="queued",
+        created_at=now(),
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        existing = get_screen(session, file.id, base_model)
+        if existing is None:
+            raise
+        return existing
+    return row
+
+
+def requeue_screen(session: Session, screen_id: str, status: str) -> bool:
+    """Back to queued, if it is still ``status`` (a concurrent POST may have done it already)."""
+    values = {"status": "queued", "error": None, "result": None, "finished_at": None, "created_at": now()}
+    done = session.execute(
+        update(FileScreenRow).where(FileScreenRow.id == screen_id, FileScreenRow.status == status).values(**values)
+    )
+    return done.rowcount == 1  # type: ignore[attr-defined]
+
+
+def screen_inputs(session: Session, screen_id: str) -> tuple[str | None, BaseModelRow | None]:
+    """Worker: (the file's object key, the base model row) of a screen; None where they are gone."""
+    screen = session.get(FileScreenRow, screen_id)
+    if screen is None:
+        return None, None
+    key = session.scalar(
+        select(FileRow.object_key).where(FileRow.id == screen.file_id, FileRow.org_id == screen.org_id)
+    )
+    return key, session.get(BaseModelRow, screen.base_model)
+
+
+def screen_gpu_class(session: Session, screen_id: str) -> str | None:
+    """A screen goes to its base model's GPU class."""
+    query = (
+        select(BaseModelRow.gpu_class)
+        .join(FileScreenRow, FileScreenRow.base_model == BaseModelRow.name)
+        .where(FileScreenRow.id == screen_id)
+    )
+    return session.scalar(query)

@@ -10,8 +10,7 @@ from fastapi.responses import StreamingResponse
 from service.deps import CurrentOrg, SessionDep, SettingsDep, StoreDep
 from service.errors import AppError, error_response
 from service.files import screening, service
-from service.files.schemas import FileDeleted, FileList, FileObject
-from service.files.screening import FileScreen, ScreenCreate
+from service.files.schemas import FileDeleted, FileList, FileObject, FileScreen, ScreenCreate
 from service.pagination import list_body
 
 router = APIRouter(prefix="/files", tags=["files"])
@@ -50,7 +49,7 @@ async def create_file(request: Request, session: SessionDep, store: StoreDep, se
     if not result.ok:
         # Returned, not raised: the error row must commit so `files.retrieve` shows status_details.
         return error_response(service.invalid_file_error(row))
-    return FileObject.of(row)
+    return FileObject.from_row(row)
 
 
 @router.get("", response_model=FileList)
@@ -63,12 +62,12 @@ def list_files(
     purpose: str | None = None,
 ):
     rows, has_more = service.list_files(session, org, after=after, limit=limit, order=order, purpose=purpose)
-    return list_body([FileObject.of(r) for r in rows], has_more)
+    return list_body([FileObject.from_row(r) for r in rows], has_more)
 
 
 @router.get("/{file_id}", response_model=FileObject)
 def retrieve_file(file_id: str, session: SessionDep, org: CurrentOrg):
-    return FileObject.of(service.get(session, org, file_id))
+    return FileObject.from_row(service.get(session, org, file_id))
 
 
 @router.get(
@@ -85,16 +84,21 @@ def delete_file(file_id: str, session: SessionDep, store: StoreDep, org: Current
     return FileDeleted(id=service.delete(session, store, org, file_id), deleted=True)
 
 
-@router.post("/{file_id}/screen", status_code=202, response_model=FileScreen)
+@router.post(
+    "/{file_id}/screen",
+    status_code=202,
+    response_model=FileScreen,
+    responses={200: {"model": FileScreen, "description": "The screen has already succeeded"}},
+)
 def screen_file(
     file_id: str, body: ScreenCreate, response: Response, session: SessionDep, settings: SettingsDep, org: CurrentOrg
 ):
     """Antibody pre-screen of the file on a base model (extension): 202 while pending, 200 once it has finished."""
     row = screening.request(session, settings, org, file_id, body.model)
     response.status_code = 202 if row.status in screening.PENDING else 200
-    return FileScreen.of(row)
+    return FileScreen.from_row(row)
 
 
 @router.get("/{file_id}/screen", response_model=FileScreen)
 def retrieve_screen(file_id: str, session: SessionDep, org: CurrentOrg, model: str | None = None):
-    return FileScreen.of(screening.retrieve(session, org, file_id, model))
+    return FileScreen.from_row(screening.retrieve(session, org, file_id, model))

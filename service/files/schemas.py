@@ -1,15 +1,17 @@
-"""File objects exactly as openai-python's `FileObject` / `FileDeleted`."""
+"""File objects exactly as openai-python's `FileObject` / `FileDeleted`, plus the pre-screen extension's objects."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from service.orm import FileRow
+from service.edge import SafeStr
+from service.objects import ApiObject
+from service.orm import FileScreenRow
 
 
-class FileObject(BaseModel):
+class FileObject(ApiObject):
     id: str
     object: Literal["file"] = "file"
     bytes: int
@@ -20,21 +22,8 @@ class FileObject(BaseModel):
     expires_at: int | None = None
     status_details: str | None = None
 
-    @classmethod
-    def of(cls, row: FileRow) -> FileObject:
-        return cls(
-            id=row.id,
-            bytes=row.bytes,
-            created_at=row.created_at,
-            filename=row.filename,
-            purpose=row.purpose,
-            status=row.status,  # type: ignore[arg-type]
-            expires_at=row.expires_at,
-            status_details=row.status_details,
-        )
 
-
-class FileList(BaseModel):
+class FileList(ApiObject):
     object: Literal["list"] = "list"
     data: list[FileObject]
     first_id: str | None = None
@@ -42,7 +31,38 @@ class FileList(BaseModel):
     has_more: bool
 
 
-class FileDeleted(BaseModel):
+class FileDeleted(ApiObject):
     id: str
     object: Literal["file"] = "file"
     deleted: bool
+
+
+class ScreenCreate(BaseModel):
+    model: Annotated[SafeStr, Field(min_length=1, max_length=200)]  # BaseModelRow.name is String(200)
+
+
+class FileScreen(ApiObject):
+    """`file.screen` (see `service.files.screening`): one Antibody pre-screen of a file on a base model."""
+
+    id: str
+    object: Literal["file.screen"] = "file.screen"
+    file_id: str
+    model: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    created_at: int
+    finished_at: int | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+    @classmethod
+    def from_row(cls, row: FileScreenRow) -> Self:
+        return cls(
+            id=row.id,
+            file_id=row.file_id,
+            model=row.base_model,
+            status=row.status,  # type: ignore[arg-type]
+            created_at=row.created_at,
+            finished_at=row.finished_at,
+            result=row.result,
+            error=row.error,
+        )

@@ -1,6 +1,6 @@
 """File pre-screen (issue 6): Antibody's ratio r_i of every line on a pre-aligned base model, before any training.
 
-One screen per (file, base model), computed once by a GPU worker (``worker/screen_tasks.py``) and cached in
+One screen per (file, base model), computed once by a GPU worker (``worker/screening/``) and cached in
 ``file_screens``. The API object ``file.screen`` is an additive extension of the Files API:
 
     {"id": "fscr_…", "object": "file.screen", "file_id", "model", "status": queued|running|succeeded|failed,
@@ -18,18 +18,15 @@ import time
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.auth.service import Principal
 from service.base_models import service as base_models
+from service.broker import enqueue_screen
 from service.config import Settings
 from service.edge import SafeStr
 from service.errors import InvalidRequest, NotFound
 from service.files import repository as files
-from service.files.screen_queue import enqueue_screen
-from service.ids import new_id, now
 from service.orm import BaseModelRow, FileRow, FileScreenRow
 
 ScreenStatus = Literal["queued", "running", "succeeded", "failed"]
@@ -66,9 +63,6 @@ class FileScreen(BaseModel):
         )
 
 
-# --- service (API) ---------------------------------------------------------------------------------------------
-
-
 def _screenable_file(session: Session, principal: Principal, file_id: str) -> FileRow:
     row = files.get(session, principal.org_id, file_id)
     if row is None:
@@ -100,12 +94,12 @@ def request(session: Session, settings: Settings, principal: Principal, file_id:
     ``requeue_after_s``)."""
     file = _screenable_file(session, principal, file_id)
     base = _usable_base(session, settings, model)
-    row = get_screen(session, file.id, base.name)
+    row = files.get_screen(session, file.id, base.name)
     if row is None:
-        row = _insert(session, file, base.name)
+        row = files.insert_screen(session, file, base.name)
         if row.status == "queued":
             enqueue_screen(session, settings, row.id, base.gpu_class)
-    elif _stale(row) and _requeue(session, row.id, row.status):
+    elif _stale(row) and files.requeue_screen(session, row.id, row.status):
         session.refresh(row)
         enqueue_screen(session, settings, row.id, base.gpu_class)
     elif row.status == "queued" and (row.enqueued_at or 0) < time.time() - settings.requeue_after_s:
@@ -118,7 +112,7 @@ def retrieve(session: Session, principal: Principal, file_id: str, model: str | 
     file = files.get(session, principal.org_id, file_id)
     if file is None:
         raise NotFound(f"No such File object: {file_id}", param="id")
-    row = get_screen(session, file.id, model) if model else latest_screen(session, file.id)
+    row = files.get_screen(session, file.id, model) if model else files.latest_screen(session, file.id)
     if row is None:
         on = f" on model '{model}'" if model else ""
         raise NotFound(
@@ -127,63 +121,8 @@ def retrieve(session: Session, principal: Principal, file_id: str, model: str | 
     return row
 
 
-# --- repository (all SQL for screens) -------------------------------------------------------------------------
-
-
-def get_screen(session: Session, file_id: str, base_model: str) -> FileScreenRow | None:
-    return session.scalar(
-        select(FileScreenRow).where(FileScreenRow.file_id == file_id, FileScreenRow.base_model == base_model)
-    )
-
-
-def latest_screen(session: Session, file_id: str) -> FileScreenRow | None:
-    query = select(FileScreenRow).where(FileScreenRow.file_id == file_id)
-    return session.scalar(query.order_by(FileScreenRow.created_at.desc(), FileScreenRow.id.desc()).limit(1))
-
-
-def _insert(session: Session, file: FileRow, base_model: str) -> FileScreenRow:
-    """Insert a queued screen; if a concurrent request won the unique (file, base) race, return theirs."""
-    row = FileScreenRow(
-        id=new_id("fscr_"),
-        file_id=file.id,
-        org_id=file.org_id,
-        base_model=base_model,
-        status="queued",
-        created_at=now(),
-    )
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        existing = get_screen(session, file.id, base_model)
-        if existing is None:
-            raise
-        return existing
-    return row
-
-
 def _stale(row: FileScreenRow) -> bool:
     """Failed, or succeeded with a result an older worker wrote."""
     if row.status == "failed":
         return True
     return row.status == "succeeded" and (row.result or {}).get("schema_version", 1) < RESULT_SCHEMA
-
-
-def _requeue(session: Session, screen_id: str, status: str) -> bool:
-    """Back to queued, if it is still ``status`` (a concurrent POST may have done it already)."""
-    values = {"status": "queued", "error": None, "result": None, "finished_at": None, "created_at": now()}
-    done = session.execute(
-        update(FileScreenRow).where(FileScreenRow.id == screen_id, FileScreenRow.status == status).values(**values)
-    )
-    return done.rowcount == 1  # type: ignore[attr-defined]
-
-
-def inputs(session: Session, screen_id: str) -> tuple[str | None, BaseModelRow | None]:
-    """Worker: (the file's object key, the base model row) of a screen; None where they are gone."""
-    screen = session.get(FileScreenRow, screen_id)
-    if screen is None:
-        return None, None
-    key = session.scalar(
-        select(FileRow.object_key).where(FileRow.id == screen.file_id, FileRow.org_id == screen.org_id)
-    )
-    return key, session.get(BaseModelRow, screen.base_model)

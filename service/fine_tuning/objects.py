@@ -1,43 +1,43 @@
 """Response objects of the jobs API, field for field openai-python's `FineTuningJob`, `FineTuningJobEvent` and
 `FineTuningJobCheckpoint` (plus the `paused` status): the OpenAPI document's 200 schemas, which schemathesis checks
-every response against. `job_object` & co. build them from rows; nullable fields are present as null.
+every response against. Each object's `from_row` is the one place a row becomes it; nullable fields are present as
+null.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel
-
+from service.objects import ApiObject
 from service.orm import CheckpointRow, JobEventRow, JobRow
 
 Auto = Literal["auto"]
 
 
-class JobError(BaseModel):
+class JobError(ApiObject):
     code: str
     message: str
     param: str | None
 
 
-class HyperparametersObject(BaseModel):
+class HyperparametersObject(ApiObject):
     batch_size: Auto | int | None
     learning_rate_multiplier: Auto | float | None
     n_epochs: Auto | int | None
 
 
-class SupervisedObject(BaseModel):
+class SupervisedObject(ApiObject):
     hyperparameters: HyperparametersObject
 
 
-class MethodObject(BaseModel):
+class MethodObject(ApiObject):
     type: Literal["supervised"]
     supervised: SupervisedObject
 
 
-class FineTuningJob(BaseModel):
+class FineTuningJob(ApiObject):
     id: str
-    object: Literal["fine_tuning.job"]
+    object: Literal["fine_tuning.job"] = "fine_tuning.job"
     created_at: int
     error: JobError | None
     fine_tuned_model: str | None
@@ -57,10 +57,35 @@ class FineTuningJob(BaseModel):
     method: MethodObject
     user_provided_suffix: str | None
 
+    @classmethod
+    def from_row(cls, row: JobRow) -> Self:
+        hp = row.hyperparameters
+        return cls(
+            id=row.id,
+            created_at=row.created_at,
+            error=row.error,  # type: ignore[arg-type]
+            fine_tuned_model=row.fine_tuned_model,
+            finished_at=row.finished_at,
+            hyperparameters=hp,  # type: ignore[arg-type]
+            model=row.model,
+            organization_id=row.org_id,
+            result_files=list(row.result_files or []),
+            seed=row.seed,
+            status=row.status,  # type: ignore[arg-type]
+            trained_tokens=row.trained_tokens,
+            training_file=row.training_file,
+            validation_file=row.validation_file,
+            estimated_finish=row.estimated_finish,
+            integrations=row.integrations,
+            metadata=row.job_metadata,
+            method={"type": "supervised", "supervised": {"hyperparameters": hp}},  # type: ignore[arg-type]
+            user_provided_suffix=row.suffix,
+        )
 
-class FineTuningJobEvent(BaseModel):
+
+class FineTuningJobEvent(ApiObject):
     id: str
-    object: Literal["fine_tuning.job.event"]
+    object: Literal["fine_tuning.job.event"] = "fine_tuning.job.event"
     created_at: int
     level: Literal["info", "warn", "error"]
     message: str
@@ -68,17 +93,28 @@ class FineTuningJobEvent(BaseModel):
     data: Any
 
 
-class FineTuningJobCheckpoint(BaseModel):
+class FineTuningJobCheckpoint(ApiObject):
     id: str
-    object: Literal["fine_tuning.job.checkpoint"]
+    object: Literal["fine_tuning.job.checkpoint"] = "fine_tuning.job.checkpoint"
     created_at: int
     fine_tuned_model_checkpoint: str
     fine_tuning_job_id: str
     metrics: dict[str, float | int | None]
     step_number: int
 
+    @classmethod
+    def from_row(cls, row: CheckpointRow) -> Self:
+        return cls(
+            id=row.id,
+            created_at=row.created_at,
+            fine_tuned_model_checkpoint=row.fine_tuned_model_checkpoint,
+            fine_tuning_job_id=row.job_id,
+            metrics={"step": row.step_number, **(row.metrics or {})},
+            step_number=row.step_number,
+        )
 
-class _Page(BaseModel):
+
+class _Page(ApiObject):
     object: Literal["list"]
     first_id: str | None
     last_id: str | None
@@ -97,51 +133,6 @@ class CheckpointList(_Page):
     data: list[FineTuningJobCheckpoint]
 
 
-def job_object(row: JobRow) -> dict[str, Any]:
-    hp = row.hyperparameters
-    return {
-        "id": row.id,
-        "object": "fine_tuning.job",
-        "created_at": row.created_at,
-        "error": row.error,
-        "fine_tuned_model": row.fine_tuned_model,
-        "finished_at": row.finished_at,
-        "hyperparameters": hp,
-        "model": row.model,
-        "organization_id": row.org_id,
-        "result_files": list(row.result_files or []),
-        "seed": row.seed,
-        "status": row.status,
-        "trained_tokens": row.trained_tokens,
-        "training_file": row.training_file,
-        "validation_file": row.validation_file,
-        "estimated_finish": row.estimated_finish,
-        "integrations": row.integrations,
-        "metadata": row.job_metadata,
-        "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
-        "user_provided_suffix": row.suffix,
-    }
-
-
 def event_object(row: JobEventRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "object": "fine_tuning.job.event",
-        "created_at": row.created_at,
-        "level": row.level,
-        "message": row.message,
-        "type": row.type,
-        "data": row.data,
-    }
-
-
-def checkpoint_object(row: CheckpointRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "object": "fine_tuning.job.checkpoint",
-        "created_at": row.created_at,
-        "fine_tuned_model_checkpoint": row.fine_tuned_model_checkpoint,
-        "fine_tuning_job_id": row.job_id,
-        "metrics": {"step": row.step_number, **(row.metrics or {})},
-        "step_number": row.step_number,
-    }
+    """The event as a JSON-ready dict, for the server-sent events stream (`event_stream`)."""
+    return FineTuningJobEvent.from_row(row).model_dump(mode="json")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Exists, exists, func, select, update
+from sqlalchemy import Exists, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.ids import new_id, now
-from service.orm import CheckpointRow, JobEventRow, JobRow
+from service.orm import BaseModelRow, CheckpointRow, JobEventRow, JobRow
 from service.pagination import page
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -19,6 +19,11 @@ def get(session: Session, job_id: str, org_id: str | None = None) -> JobRow | No
     if org_id is not None:
         query = query.where(JobRow.org_id == org_id)
     return session.scalar(query)
+
+
+def get_one(session: Session, job_id: str) -> JobRow:
+    """The job, or ``NoResultFound`` (a worker holding an id whose row is gone)."""
+    return session.scalars(select(JobRow).where(JobRow.id == job_id)).one()
 
 
 def get_by_idempotency_key(session: Session, org_id: str, key: str) -> JobRow | None:
@@ -125,3 +130,86 @@ def poll_events(session: Session, job_id: str, after_seq: int) -> tuple[str | No
         select(JobEventRow).where(JobEventRow.job_id == job_id, JobEventRow.seq > after_seq).order_by(JobEventRow.seq)
     ).all()
     return status, list(rows)
+
+
+# --- what the worker runs: the job lease, checkpoints, routing -------------------------------------------------
+# Every write a worker makes is compare-and-set on its lease token, so a duplicate delivery, a late redelivery or a
+# worker that lost its lease changes nothing.
+
+
+def _claimable(expires_before: float) -> Any:
+    return or_(JobRow.status == "queued", (JobRow.status == "running") & (JobRow.lease_expires_at < expires_before))
+
+
+def claimable_attempts(session: Session, job_id: str, at: float) -> int | None:
+    """The attempts so far of a queued job (or a running one whose lease expired by ``at``), row-locked; None if
+    it is not claimable. SKIP LOCKED: a second worker racing for the row moves on instead of waiting (PostgreSQL)."""
+    query = select(JobRow.attempts).where(JobRow.id == job_id, _claimable(at)).with_for_update(skip_locked=True)
+    row = session.execute(query).first()
+    return None if row is None else row.attempts
+
+
+def take_lease(session: Session, job_id: str, at: float, **lease: Any) -> bool:
+    """Mark a still-claimable job running with ``lease`` (token, expiry, attempts, worker id); whether it moved."""
+    moved = session.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, _claimable(at))
+        .values(status="running", **lease)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    return moved == 1
+
+
+def renew_lease(session: Session, job_id: str, token: str, expires_at: float) -> bool:
+    """Extend a running job's lease if ``token`` still holds it."""
+    moved = session.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.lease_token == token, JobRow.status == "running")
+        .values(lease_expires_at=expires_at)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    return moved == 1
+
+
+def holds_lease(session: Session, job_id: str, token: str) -> bool:
+    query = select(JobRow.id).where(JobRow.id == job_id, JobRow.lease_token == token, JobRow.status == "running")
+    return session.scalar(query) is not None
+
+
+def control_of(session: Session, job_id: str) -> str | None:
+    """The pending control request ("cancel"/"pause") of a job, if any."""
+    return session.scalar(select(JobRow.control).where(JobRow.id == job_id))
+
+
+def status_of(session: Session, job_id: str) -> str | None:
+    return session.scalar(select(JobRow.status).where(JobRow.id == job_id))
+
+
+def expired_leases(session: Session, at: float) -> list[str]:
+    """Ids of running jobs whose lease expired before ``at``."""
+    return list(session.scalars(select(JobRow.id).where(JobRow.status == "running", JobRow.lease_expires_at < at)))
+
+
+def set_estimated_finish(session: Session, job_id: str, eta: int) -> None:
+    session.execute(JobRow.__table__.update().where(JobRow.id == job_id).values(estimated_finish=eta))
+
+
+def add_checkpoint(session: Session, row: CheckpointRow) -> CheckpointRow:
+    session.add(row)
+    return row
+
+
+def checkpoints_newest_first(session: Session, job_id: str) -> list[tuple[str, int]]:
+    """(object prefix, step) of every checkpoint of the job, newest first."""
+    query = (
+        select(CheckpointRow.object_prefix, CheckpointRow.step_number)
+        .where(CheckpointRow.job_id == job_id)
+        .order_by(CheckpointRow.step_number.desc())
+    )
+    return [(prefix, step) for prefix, step in session.execute(query).all()]
+
+
+def gpu_class_of(session: Session, job_id: str) -> str | None:
+    """A job goes to its base model's GPU class (None if the base is gone)."""
+    query = select(BaseModelRow.gpu_class).join(JobRow, JobRow.model == BaseModelRow.name).where(JobRow.id == job_id)
+    return session.scalar(query)

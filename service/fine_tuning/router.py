@@ -14,11 +14,11 @@ from service.fine_tuning.objects import (
     CheckpointList,
     EventList,
     FineTuningJob,
+    FineTuningJobCheckpoint,
+    FineTuningJobEvent,
     JobList,
-    checkpoint_object,
-    event_object,
-    job_object,
 )
+from service.fine_tuning.report_schema import EvalReport, JobAttenuation
 from service.fine_tuning.schemas import JobCreate
 from service.pagination import list_body
 
@@ -49,7 +49,7 @@ def create_job(
     org: CurrentOrg,
     idempotency_key: Annotated[str | None, Header()] = None,
 ):
-    return job_object(service.create(session, settings, org, body, idempotency_key))
+    return FineTuningJob.from_row(service.create(session, settings, org, body, idempotency_key))
 
 
 @router.get("", response_model=JobList)
@@ -57,27 +57,27 @@ def list_jobs(request: Request, session: SessionDep, org: CurrentOrg, after: str
     rows, more = service.list_jobs(
         session, org, after=after, limit=limit, metadata=_metadata_filter(request), all_orgs=False
     )
-    return list_body([job_object(r) for r in rows], more)
+    return list_body([FineTuningJob.from_row(r) for r in rows], more)
 
 
 @router.get("/{job_id}", response_model=FineTuningJob)
 def retrieve_job(job_id: str, session: SessionDep, org: CurrentOrg):
-    return job_object(service.get(session, org, job_id))
+    return FineTuningJob.from_row(service.get(session, org, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=FineTuningJob)
 def cancel_job(job_id: str, session: SessionDep, settings: SettingsDep, org: CurrentOrg):
-    return job_object(service.cancel(session, settings, org, job_id))
+    return FineTuningJob.from_row(service.cancel(session, settings, org, job_id))
 
 
 @router.post("/{job_id}/pause", response_model=FineTuningJob)
 def pause_job(job_id: str, session: SessionDep, org: CurrentOrg):
-    return job_object(service.pause(session, org, job_id))
+    return FineTuningJob.from_row(service.pause(session, org, job_id))
 
 
 @router.post("/{job_id}/resume", response_model=FineTuningJob)
 def resume_job(job_id: str, session: SessionDep, settings: SettingsDep, org: CurrentOrg):
-    return job_object(service.resume(session, settings, org, job_id))
+    return FineTuningJob.from_row(service.resume(session, settings, org, job_id))
 
 
 @router.get(
@@ -99,7 +99,7 @@ def list_events(
         job = service.get(session, org, job_id)
         return event_stream.open_stream(request.app.state.stream_hub, org.org_id, job.id, last_event_id)
     rows, more = service.events(session, org, job_id, after=after, limit=limit)
-    return list_body([event_object(r) for r in rows], more)
+    return list_body([FineTuningJobEvent.from_row(r) for r in rows], more)
 
 
 @router.get(
@@ -120,25 +120,32 @@ def download_adapter(job_id: str, session: SessionDep, store: StoreDep, org: Cur
 @router.get("/{job_id}/checkpoints", response_model=CheckpointList)
 def list_checkpoints(job_id: str, session: SessionDep, org: CurrentOrg, after: str | None = None, limit: Limit = 10):
     rows, more = service.checkpoints(session, org, job_id, after=after, limit=limit)
-    return list_body([checkpoint_object(r) for r in rows], more)
+    return list_body([FineTuningJobCheckpoint.from_row(r) for r in rows], more)
 
 
-@router.get("/{job_id}/report")
+@router.get(
+    "/{job_id}/report",
+    responses={200: {"model": EvalReport, "description": "The report as the worker wrote it (`report.json`)"}},
+)
 def job_report(job_id: str, session: SessionDep, store: StoreDep, org: CurrentOrg):
     """Additive: the evaluation report (HS and FA vs the base model, protocol, attenuation summary)."""
     return Response(service.report_bytes(session, store, org, job_id, "report.json"), media_type="application/json")
 
 
-@router.get("/{job_id}/report.html", response_class=HTMLResponse)
+@router.get(
+    "/{job_id}/report.html",
+    response_class=HTMLResponse,
+    responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}},
+)
 def job_report_html(job_id: str, session: SessionDep, store: StoreDep, org: CurrentOrg):
     return Response(service.report_bytes(session, store, org, job_id, "report.html"), media_type="text/html")
 
 
-@router.get("/{job_id}/attenuation")
+@router.get("/{job_id}/attenuation", response_model=JobAttenuation, response_model_exclude_unset=True)
 def job_attenuation(job_id: str, session: SessionDep, store: StoreDep, org: CurrentOrg):
     """Additive: which training lines Antibody down-weighted (from the report), most attenuated first."""
     report = json.loads(service.report_bytes(session, store, org, job_id, "report.json"))
-    return {"object": "fine_tuning.job.attenuation", "fine_tuning_job_id": job_id, **(report.get("attenuation") or {})}
+    return JobAttenuation.of_report(job_id, report)
 
 
 @admin_router.get("", response_model=JobList)
@@ -146,4 +153,4 @@ def list_all_jobs(request: Request, session: SessionDep, admin: AdminOrg, after:
     rows, more = service.list_jobs(
         session, admin, after=after, limit=limit, metadata=_metadata_filter(request), all_orgs=True
     )
-    return list_body([job_object(r) for r in rows], more)
+    return list_body([FineTuningJob.from_row(r) for r in rows], more)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from service.auth.service import Principal
 from service.base_models import service as base_models
+from service.broker import enqueue_job
 from service.config import Settings
 from service.errors import InvalidRequest, NotFound
 from service.files import repository as files
@@ -18,8 +19,8 @@ from service.fine_tuning import hyperparameters, repository
 from service.fine_tuning.schemas import JobCreate
 from service.ids import new_id, now
 from service.orm import FileRow, JobRow
-from service.queue import enqueue_job, notify_outcome_after_commit
 from service.storage import ObjectNotFound, ObjectStore
+from service.webhooks import delivery
 
 MAX_IDEMPOTENCY_KEY = 255  # JobRow.idempotency_key is String(255)
 MAX_FILTER_KEY, MAX_FILTER_VALUE, MAX_FILTERS = 64, 512, 16  # as for metadata itself (JobCreate)
@@ -148,7 +149,7 @@ def cancel(session: Session, settings: Settings, principal: Principal, job_id: s
     job = get(session, principal, job_id)
     if repository.transition(session, job.id, ("validating_files", "queued", "paused"), "cancelled", finished_at=now()):
         repository.add_event(session, job.id, "Fine-tuning job cancelled")
-        notify_outcome_after_commit(session, settings, job.id, "cancelled")
+        delivery.notify_after_commit(session, settings, job.id, "cancelled")
     elif not repository.request_control(session, job.id, "cancel", ("running",)):
         raise _state_error(job, "cancel")
     else:

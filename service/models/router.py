@@ -13,7 +13,7 @@ router = APIRouter(prefix="/models", tags=["models"])
 
 @router.get("", response_model=ModelList)
 def list_models(session: SessionDep, settings: SettingsDep, org: CurrentOrg):
-    return {"object": "list", "data": service.list_models(session, settings, org)}
+    return ModelList(data=service.list_models(session, settings, org))
 
 
 @router.get("/{model_id}", response_model=ModelObject)

@@ -22,10 +22,11 @@ def add(url: str, org: str | None) -> None:
     from service.db import session_scope
     from service.errors import AppError
     from service.webhooks import service
+    from service.webhooks.schemas import WebhookEndpointWithSecret
 
     try:
         with session_scope(get_settings().database_url) as session:
-            body = service.endpoint_object(service.create(session, url=url, org=org), with_secret=True)
+            body = WebhookEndpointWithSecret.from_row(service.create(session, url=url, org=org)).model_dump()
     except AppError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(2)
@@ -41,10 +42,11 @@ def list_() -> None:
     from service.config import get_settings
     from service.db import session_scope
     from service.webhooks import service
+    from service.webhooks.schemas import WebhookEndpoint
 
     with session_scope(get_settings().database_url) as session:
         for row in service.list_all(session):
-            click.echo(json.dumps(service.endpoint_object(row)))
+            click.echo(json.dumps(WebhookEndpoint.from_row(row).model_dump()))
 
 
 @webhooks.command("remove")

@@ -1,43 +1,38 @@
-"""Provider (admin key) endpoints for webhook endpoints: authorize → one service call → response body."""
+"""Provider (admin key) endpoints for webhook endpoints: authorize → one service call → response object."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
 
 from service.deps import AdminOrg, SessionDep
-from service.edge import SafeStr
 from service.pagination import list_body
 from service.webhooks import service
+from service.webhooks.schemas import (
+    CreateWebhookEndpoint,
+    WebhookEndpoint,
+    WebhookEndpointDeleted,
+    WebhookEndpointList,
+    WebhookEndpointWithSecret,
+)
 
 router = APIRouter(prefix="/admin/webhooks", tags=["admin"])
 
 
-class CreateWebhookEndpoint(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    url: Annotated[SafeStr, Field(max_length=2048)]
-    # Organization name; null = provider-wide (every org's events).
-    org: Annotated[SafeStr, Field(max_length=200)] | None = None
-
-
-@router.post("")
+@router.post("", response_model=WebhookEndpointWithSecret)
 def create_endpoint(body: CreateWebhookEndpoint, session: SessionDep, admin: AdminOrg):
-    return service.endpoint_object(service.create(session, url=body.url, org=body.org), with_secret=True)
+    return WebhookEndpointWithSecret.from_row(service.create(session, url=body.url, org=body.org))
 
 
-@router.get("")
+@router.get("", response_model=WebhookEndpointList)
 def list_endpoints(session: SessionDep, admin: AdminOrg):
-    return list_body([service.endpoint_object(r) for r in service.list_all(session)], has_more=False)
+    return list_body([WebhookEndpoint.from_row(r) for r in service.list_all(session)], has_more=False)
 
 
-@router.get("/{endpoint_id}")
+@router.get("/{endpoint_id}", response_model=WebhookEndpoint)
 def retrieve_endpoint(endpoint_id: str, session: SessionDep, admin: AdminOrg):
-    return service.endpoint_object(service.get(session, endpoint_id))
+    return WebhookEndpoint.from_row(service.get(session, endpoint_id))
 
 
-@router.delete("/{endpoint_id}")
+@router.delete("/{endpoint_id}", response_model=WebhookEndpointDeleted)
 def delete_endpoint(endpoint_id: str, session: SessionDep, admin: AdminOrg):
-    endpoint_id = service.disable(session, endpoint_id)
-    return {"id": endpoint_id, "object": "webhook_endpoint.deleted", "deleted": True}
+    return WebhookEndpointDeleted(id=service.disable(session, endpoint_id), deleted=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
@@ -11,21 +10,7 @@ from service.errors import InvalidRequest, NotFound
 from service.ids import new_id, now
 from service.orm import WebhookEndpointRow
 from service.webhooks import repository
-from worker.webhooks import new_secret  # pure helper; no Celery worker state or torch behind it
-
-
-def endpoint_object(row: WebhookEndpointRow, *, with_secret: bool = False) -> dict[str, Any]:
-    """The secret is returned only on creation, like OpenAI's `WebhookEndpointWithSecret`."""
-    body: dict[str, Any] = {
-        "id": row.id,
-        "object": "webhook_endpoint",
-        "url": row.url,
-        "org_id": row.org_id,
-        "created_at": row.created_at,
-    }
-    if with_secret:
-        body["secret"] = row.secret
-    return body
+from service.webhooks.signing import new_secret
 
 
 def _check_url(url: str) -> str:

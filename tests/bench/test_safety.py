@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.assets import tiny_model_dir
+from worker.datasets.assets import tiny_model_dir
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))

@@ -14,7 +14,7 @@ from service.config import Settings
 from service.migrate import upgrade
 from service.storage import S3ObjectStore, open_store
 from tests.live import LiveAPI, serve
-from worker.assets import tiny_model_dir
+from worker.datasets.assets import tiny_model_dir
 
 
 @pytest.fixture(scope="session")

@@ -9,11 +9,13 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.live import LiveAPI
+from tests.live import LiveAPI, serve_asgi
 from tests.service.helpers import upload
 
 CHECKS = ",".join(
@@ -78,7 +80,19 @@ def _real_ids_config(api: LiveAPI, key: str, path: Path) -> Path:
     return path
 
 
-def test_schemathesis_run_finds_no_5xx_and_no_contract_violation(api: LiveAPI, tmp_path: Path) -> None:
+@pytest.fixture
+def serving(api: LiveAPI, server) -> Iterator[str]:
+    """An API server (same DB and store) whose completions go to an embedded inference server on the tiny model,
+    so generated chat requests reach the model instead of stopping at "no backend"."""
+    from worker.inference.main import build_app
+
+    url, inference, thread = serve_asgi(build_app(api.settings, "tiny-aligned", model_dir=api.model_dir))
+    yield server(inference_backends={"tiny-aligned": url}).removesuffix("/v1")
+    inference.should_exit = True
+    thread.join(10)
+
+
+def test_schemathesis_run_finds_no_5xx_and_no_contract_violation(api: LiveAPI, serving: str, tmp_path: Path) -> None:
     key = api.new_key(admin=True)  # an admin key reaches every route, the admin ones included
     config = _real_ids_config(api, key, tmp_path / "schemathesis.toml")
     junit = tmp_path / "schemathesis.xml"
@@ -87,7 +101,7 @@ def test_schemathesis_run_finds_no_5xx_and_no_contract_violation(api: LiveAPI, t
         "--config-file",
         str(config),
         "run",
-        f"{api.base_url}/openapi.json",
+        f"{serving}/openapi.json",
         "--header",
         f"Authorization: Bearer {key}",
         "--checks",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from worker import assets
+from worker.datasets import assets
 
 
 @pytest.fixture(scope="session")

@@ -88,6 +88,11 @@ def test_embedded_up_trains_a_job_on_smollm2(tmp_path: Path) -> None:
         assert time.monotonic() - created < 600
         assert job.fine_tuned_model in [m.id for m in client.models.list()]
         assert [e.data["step"] for e in client.fine_tuning.jobs.list_events(job.id) if e.type == "metrics"] == [3]
+        # Serving: the embedded inference server answers for the fine-tuned model (its adapter on the real SmolLM2)
+        reply = client.chat.completions.create(model=job.fine_tuned_model, max_tokens=8, temperature=0,
+                                               messages=[{"role": "user", "content": "What is 2 + 2?"}])
+        assert reply.model == job.fine_tuned_model and reply.choices[0].message.content
+        assert 0 < reply.usage.completion_tokens <= 8
 
         # The provider's side: the printed dashboard URL, an owner-only admin key, the worker and the job on it.
         assert f"Dashboard:  http://127.0.0.1:{port}/dashboard" in (tmp_path / "up.log").read_text()

@@ -29,6 +29,8 @@ from torch import nn
 
 from worker.evaluation.generation import generate
 from worker.evaluation.judges import normalise
+from worker.training.data import ChatEncoder, ChatExample, truncate
+from worker.training.trainer import evaluate
 
 AnswerMode = Literal["exact", "number", "label"]
 MODES: tuple[str, ...] = ("exact", "number", "label")
@@ -207,9 +209,6 @@ def valid_metrics(
 ) -> dict[str, float | None]:
     """``valid_loss`` (token-mean NLL over trained assistant tokens) and ``valid_mean_token_accuracy``, with
     the training library's encoding and evaluation, so the numbers match the ones logged during training."""
-    from worker.training.data import ChatEncoder, ChatExample, truncate
-    from worker.training.trainer import evaluate
-
     encoder = ChatEncoder(tokenizer)
     examples = []
     for i, messages in enumerate(chats, start=1):

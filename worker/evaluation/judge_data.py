@@ -62,7 +62,7 @@ def pair_key(prompt: str, response: str) -> str:
 
 
 def scorer_evals_dir() -> Path:
-    from worker.assets import package_dir
+    from worker.datasets.assets import package_dir
 
     return package_dir("pyrit") / "datasets" / "scorer_evals"
 
@@ -128,7 +128,7 @@ def judge_splits(
 ) -> JudgeSplits:
     """Drop rows whose ``pair_key`` is banned (D_harm, attack) or whose prompt nearly repeats an evaluation
     prompt, then split the rest by prompt."""
-    from worker.alignment_datasets import NearIndex
+    from worker.datasets.dedupe import NearIndex
 
     evals = NearIndex(eval_prompts)
     sides: dict[str, list[LabelledPair]] = {"train": [], "val": [], "test": []}
@@ -143,8 +143,8 @@ def judge_splits(
 
 def builtin_judge_inputs(seed: int = 0) -> tuple[JudgeSplits, set[str], list[str]]:
     """(splits, banned pair keys, evaluation prompts) against the alignment splits the code builds
-    (``worker.alignment_datasets.builtin_splits``): what the learned judge is trained and keyed on."""
-    from worker.alignment_datasets import builtin_splits, first_user_message
+    (``worker.datasets.splits.builtin_splits``): what the learned judge is trained and keyed on."""
+    from worker.datasets.splits import builtin_splits, first_user_message
 
     splits = builtin_splits()
     banned = {

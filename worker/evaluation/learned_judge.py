@@ -45,7 +45,7 @@ MAX_LENGTH = 128  # tokens per text; 256 scored within noise on the validation s
 
 
 def minilm_dir() -> Path:
-    from worker.assets import package_dir
+    from worker.datasets.assets import package_dir
 
     return package_dir(EMBEDDER_PACKAGE) / "model"
 

@@ -38,6 +38,7 @@ from worker.evaluation.attenuation import preview
 from worker.training.antibody import antibody_ratio, antibody_weights
 from worker.training.data import (
     ChatEncoder,
+    ChatExample,
     collate,
     encode_file,
     epoch_order,
@@ -173,42 +174,12 @@ def screen_file(
         raise ValueError("top_fraction must be in (0, 1]")
     if rank_by not in ("onset_ratio", "r"):
         raise ValueError("rank_by must be 'onset_ratio' or 'r'")
-    dev = pick_device(device)
     refusal_set = resolve_refusals(refusals)
-    tokenizer = load_tokenizer(Path(base_model_dir))
-    pad_id = pad_id_of(tokenizer)
-    examples = encode_file(Path(train_file), tokenizer, max_seq_len, refusal_set)
-    if not examples:
-        raise ValueError(f"{train_file}: no examples")
-    encoder = ChatEncoder(tokenizer)
-    onset_ids = [encoder.refusal_ids(refusal)[0] for refusal in refusal_set]
-    previews = {line: preview(messages, PREVIEW_WIDTH) for line, messages in read_chat_jsonl(Path(train_file))}
-    model = load_base_model(Path(base_model_dir), dev, pick_dtype(dtype, dev)).eval()
-    s = score_examples(
-        model, examples, pad_id, batch_size=batch_size, ratio=ratio, onset_ids=onset_ids, progress=progress
+    examples, s, previews = _score_file(
+        Path(base_model_dir), Path(train_file), refusal_set, batch_size, max_seq_len, ratio, device, dtype, progress
     )
-    del model
     rel = expected_relative_weight(s["r"], batch_size, tau, n_sim_epochs, seed)
-    n_tok = s["n_tokens"].clamp(min=1).double()
-    logp_mean = (s["logp"] / n_tok).masked_fill(s["n_tokens"] == 0, float("nan"))
-    logp_ref_mean = s["logp_refusal"] / s["n_refusal"].clamp(min=1).double()
-
-    rows: list[dict[str, Any]] = [
-        {
-            "line": e.line,
-            "r": _num(s["r"][i].item()),
-            "logp_mean": _num(logp_mean[i].item()),
-            "logp_refusal_mean": _num(logp_ref_mean[i].item()),
-            "refusal_onset": _num(s["onset"][i].item()),
-            "onset_ratio": _num(logp_mean[i].item() - s["onset"][i].item()),
-            "n_tokens": int(s["n_tokens"][i]),
-            "relative_weight": _num(rel[i].item()),
-            "attenuated": bool(rel[i] < ATTENUATED_BELOW),
-            "truncated": e.truncated,
-            "preview": previews.get(e.line, ""),
-        }
-        for i, e in enumerate(examples)
-    ]
+    rows = _rows(examples, s, rel, previews)
     scored = [row for row in rows if row["r"] is not None]
     by_r = sorted(scored, key=lambda row: (row["r"], row["line"]))
     by_ll = sorted(scored, key=lambda row: (row["logp_mean"], row["line"]))
@@ -237,13 +208,7 @@ def screen_file(
             f"{ATTENUATED_BELOW} in random batches of {batch_size} (tau={tau}, base-model parameters)"
         ),
         "frac_r_negative": (sum(row["r"] < 0 for row in scored) / len(scored)) if scored else 0.0,
-        "stats": {
-            "r": _summary([row["r"] for row in scored]),
-            "logp_mean": _summary([row["logp_mean"] for row in scored]),
-            "refusal_onset": _summary([row["refusal_onset"] for row in scored]),
-            "onset_ratio": _summary([row["onset_ratio"] for row in scored]),
-            "relative_weight": _summary([row["relative_weight"] for row in scored]),
-        },
+        "stats": {key: _summary([row[key] for row in scored]) for key in _STAT_KEYS},
         "ranking_by_ratio": [row["line"] for row in by_r],
         "ranking_by_onset_ratio": [row["line"] for row in by_onset_ratio],
         "ranking_by_loglik": [row["line"] for row in by_ll],
@@ -251,6 +216,63 @@ def screen_file(
         "rows_total": len(ranked),
         "rows": ranked[:max_rows] if max_rows is not None else ranked,
     }
+
+
+_STAT_KEYS = ("r", "logp_mean", "refusal_onset", "onset_ratio", "relative_weight")
+
+
+def _score_file(
+    base_model_dir: Path,
+    train_file: Path,
+    refusal_set: Sequence[str],
+    batch_size: int,
+    max_seq_len: int,
+    ratio: Literal["mean_token", "sequence"],
+    device: str | None,
+    dtype: str,
+    progress: Progress | None,
+) -> tuple[list[ChatExample], dict[str, torch.Tensor], dict[int, str]]:
+    """(encoded examples, ``score_examples``' per-example tensors, line → preview) of one training file."""
+    dev = pick_device(device)
+    tokenizer = load_tokenizer(base_model_dir)
+    pad_id = pad_id_of(tokenizer)
+    examples = encode_file(train_file, tokenizer, max_seq_len, refusal_set)
+    if not examples:
+        raise ValueError(f"{train_file}: no examples")
+    encoder = ChatEncoder(tokenizer)
+    onset_ids = [encoder.refusal_ids(refusal)[0] for refusal in refusal_set]
+    previews = {line: preview(messages, PREVIEW_WIDTH) for line, messages in read_chat_jsonl(train_file)}
+    model = load_base_model(base_model_dir, dev, pick_dtype(dtype, dev)).eval()
+    s = score_examples(
+        model, examples, pad_id, batch_size=batch_size, ratio=ratio, onset_ids=onset_ids, progress=progress
+    )
+    del model
+    return examples, s, previews
+
+
+def _rows(
+    examples: Sequence[ChatExample], s: dict[str, torch.Tensor], rel: torch.Tensor, previews: dict[int, str]
+) -> list[dict[str, Any]]:
+    """One JSON row per example, in file order."""
+    n_tok = s["n_tokens"].clamp(min=1).double()
+    logp_mean = (s["logp"] / n_tok).masked_fill(s["n_tokens"] == 0, float("nan"))
+    logp_ref_mean = s["logp_refusal"] / s["n_refusal"].clamp(min=1).double()
+    return [
+        {
+            "line": e.line,
+            "r": _num(s["r"][i].item()),
+            "logp_mean": _num(logp_mean[i].item()),
+            "logp_refusal_mean": _num(logp_ref_mean[i].item()),
+            "refusal_onset": _num(s["onset"][i].item()),
+            "onset_ratio": _num(logp_mean[i].item() - s["onset"][i].item()),
+            "n_tokens": int(s["n_tokens"][i]),
+            "relative_weight": _num(rel[i].item()),
+            "attenuated": bool(rel[i] < ATTENUATED_BELOW),
+            "truncated": e.truncated,
+            "preview": previews.get(e.line, ""),
+        }
+        for i, e in enumerate(examples)
+    ]
 
 
 def auroc(scores_positive: Sequence[float], scores_negative: Sequence[float]) -> float:

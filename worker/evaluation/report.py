@@ -5,8 +5,9 @@ Schema version 1 (``EvalReport.model_json_schema()`` gives the full JSON Schema)
 
 * ``harmful``: HS of the fine-tuned model (% flagged, counts, per-prompt records), its ``protocol`` (prompt
   set, size, sha256, max_new_tokens, judge), and the base model's HS on the same protocol with the change.
-* ``harmful_second_judge``: the same answers (fine-tuned and base) under the second judge (job_evaluation.judges),
-  so the learned judge and the keyword proxy are both in every report, each with its judge config and version.
+* ``harmful_second_judge``: the same answers (fine-tuned and base) under the second judge
+  (``worker.fine_tuning.evaluation.judges``), so the learned judge and the keyword proxy are both in every report,
+  each with its judge config and version.
 * ``accuracy``: FA (mode, counts, records), valid loss and mean token accuracy, the base model's numbers.
 * ``training``: the per-step metrics rows (loss curve).
 * ``attenuation``: ``attenuation.AttenuationSummary`` (most down-weighted lines, counts by weight bucket).

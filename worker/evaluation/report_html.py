@@ -12,7 +12,7 @@ from jinja2 import Environment
 from markupsafe import Markup, escape
 
 if TYPE_CHECKING:
-    from worker.evaluation.report import EvalReport
+    from worker.evaluation.report_schema import EvalReport
 
 _W, _H, _PAD = 440, 180, 34
 _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")

@@ -2,6 +2,11 @@
 
 from worker.training import TrainConfig, train
 result = train(TrainConfig(base_model_dir=..., train_file=..., output_dir=...))
+
+Modules: ``trainer`` (fine-tuning, stage 2) and ``alignment`` (stage 1, + ``alignment_config``) each supply a
+step and its state to ``loop`` (resume, stop/pause, checkpoints via ``checkpoint``, final adapter); the steps are
+``fine_tuning_step`` (on ``antibody``'s weighting) and ``alignment_step``; ``data``, ``model``, ``passes``,
+``refusals``, ``config`` and ``memory_meter`` are the shared parts, ``cli`` the command line.
 """
 
 from worker.training.config import StepMetrics, StopRequested, TrainConfig, TrainResult

@@ -1,7 +1,7 @@
 """File pre-screen API (`POST/GET /v1/files/{id}/screen`) against a live server, without a worker.
 
 Nothing runs the screen here, so it must stay `queued`; the worker-side state changes are driven through
-``worker.run_lease`` directly, as ``worker/screen_tasks.py`` does.
+``worker.leases`` directly, as ``worker/screening/tasks.py`` does.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import pytest
 import redis
 
 from service.db import session_scope
+from service.files import repository as files
 from service.files import screening
 from service.orm import FileScreenRow
 from tests.live import LiveAPI
 from tests.service.helpers import error_of, jsonl, upload
-from worker import run_lease
+from worker import leases
 
 BASE = "tiny-aligned"
 
@@ -70,16 +71,16 @@ def test_screen_is_queued_once_and_cached(api: LiveAPI, client: openai.OpenAI) -
 def test_worker_transitions_show_through_the_api(api: LiveAPI, client: openai.OpenAI) -> None:
     f = upload(client, 12)
     screen_id = post(client, f.id, BASE).json()["id"]
-    attempt = run_lease.claim(api.settings, FileScreenRow, screen_id, "w1")
+    attempt = leases.claim_run(api.settings, FileScreenRow, screen_id, "w1")
     assert attempt == 1
-    assert run_lease.claim(api.settings, FileScreenRow, screen_id, "w2") is None  # a second delivery: nothing
+    assert leases.claim_run(api.settings, FileScreenRow, screen_id, "w2") is None  # a second delivery: nothing
     with session_scope(api.settings.database_url) as session:
-        key, base = screening.inputs(session, screen_id)
+        key, base = files.screen_inputs(session, screen_id)
         assert key == f"files/{f.id}.jsonl" and base is not None and base.name == BASE
     running = post(client, f.id, BASE)
     assert running.status_code == 202 and running.json()["status"] == "running"
     result = {"schema_version": screening.RESULT_SCHEMA, "suspected_lines": [3], "attenuated_share": 0.1}
-    assert run_lease.finish(api.settings, FileScreenRow, screen_id, attempt, result=result)
+    assert leases.finish_run(api.settings, FileScreenRow, screen_id, attempt, result=result)
     done = post(client, f.id, BASE)
     assert done.status_code == 200  # finished: the cached result, nothing new accepted
     body = done.json()
@@ -91,8 +92,8 @@ def test_worker_transitions_show_through_the_api(api: LiveAPI, client: openai.Op
 def test_failed_screen_is_retried_by_the_next_post(api: LiveAPI, client: openai.OpenAI) -> None:
     f = upload(client, 12)
     screen_id = post(client, f.id, BASE).json()["id"]
-    attempt = run_lease.claim(api.settings, FileScreenRow, screen_id, "w1")
-    assert run_lease.finish(api.settings, FileScreenRow, screen_id, attempt, error="RuntimeError: out of memory")
+    attempt = leases.claim_run(api.settings, FileScreenRow, screen_id, "w1")
+    assert leases.finish_run(api.settings, FileScreenRow, screen_id, attempt, error="RuntimeError: out of memory")
     failed = get(client, f.id, BASE).json()
     assert (failed["status"], failed["error"], failed["result"]) == ("failed", "RuntimeError: out of memory", None)
     retried = post(client, f.id, BASE)
@@ -103,9 +104,9 @@ def test_failed_screen_is_retried_by_the_next_post(api: LiveAPI, client: openai.
 def test_a_result_of_an_older_schema_is_recomputed_by_the_next_post(api: LiveAPI, client: openai.OpenAI) -> None:
     f = upload(client, 12)
     screen_id = post(client, f.id, BASE).json()["id"]
-    attempt = run_lease.claim(api.settings, FileScreenRow, screen_id, "w1")
+    attempt = leases.claim_run(api.settings, FileScreenRow, screen_id, "w1")
     old = {"schema_version": screening.RESULT_SCHEMA - 1, "suspected_lines": [3], "attenuated_share": 0.1}
-    assert run_lease.finish(api.settings, FileScreenRow, screen_id, attempt, result=old)
+    assert leases.finish_run(api.settings, FileScreenRow, screen_id, attempt, result=old)
     assert get(client, f.id, BASE).json()["result"] == old  # a GET shows what there is
     again = post(client, f.id, BASE)
     assert again.status_code == 202

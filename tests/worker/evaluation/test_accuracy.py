@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from worker import assets
+from worker.datasets import assets
 from worker.evaluation.accuracy import (
     choose_mode,
     evaluate_accuracy,

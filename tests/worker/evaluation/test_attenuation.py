@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from worker import assets
+from worker.datasets import assets
 from worker.evaluation.attenuation import bucket_counts, preview, shorten, summarize_attenuation
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from worker.assets import cache_root
+from worker.datasets.assets import cache_root
 from worker.evaluation import learned_judge
 from worker.evaluation.judge_data import builtin_judge_inputs, source_files
 from worker.evaluation.judges import KeywordRefusalJudge

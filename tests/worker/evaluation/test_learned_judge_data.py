@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from worker.alignment_datasets import builtin_splits, first_user_message
-from worker.alignment_datasets import normalise as prompt_key
+from worker.datasets.splits import builtin_splits, first_user_message
+from worker.datasets.splits import normalise as prompt_key
 from worker.evaluation.judge_data import (
     TEMPLATES,
     LabelledPair,

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from tests.worker.conftest import write_chats
-from worker import assets
+from worker.datasets import assets
 from worker.evaluation.prescreen import auroc, expected_relative_weight, screen_file
 from worker.training.data import ChatEncoder, collate, encode_file, load_tokenizer, read_chat_jsonl
+from worker.training.fine_tuning_step import antibody_backward
 from worker.training.model import load_base_model
 from worker.training.refusals import DEFAULT_REFUSALS
-from worker.training.trainer import antibody_backward
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,11 @@ import torch
 from safetensors.torch import load_file
 
 from tests.worker.conftest import write_chats
-from worker import assets
+from worker.datasets import assets
 from worker.training.alignment import AlignConfig, align, merge_adapter
-from worker.training.data import ChatExample, collate
-from worker.training.flatness import (
+from worker.training.alignment_step import (
     FlatnessParams,
-    antibody_step,
+    antibody_alignment_step,
     combine_,
     cosine,
     count_passes,
@@ -30,6 +29,7 @@ from worker.training.flatness import (
     sft_step,
     token_nll,
 )
+from worker.training.data import ChatExample, collate
 from worker.training.memory_meter import measure_peak
 from worker.training.model import add_lora, load_base_model, trainable_state
 
@@ -75,7 +75,7 @@ def test_perturb_then_restore_is_bit_exact(tiny_model: Path) -> None:
 def test_alignment_step_leaves_parameters_bit_identical(tiny_model: Path) -> None:
     model, params = _model(tiny_model)
     before = {k: v.clone() for k, v in trainable_state(model).items()}
-    antibody_step(model, params, _batch(1), _batch(2), _batch(3), FlatnessParams(rho=0.5), (0.0, 0))
+    antibody_alignment_step(model, params, _batch(1), _batch(2), _batch(3), FlatnessParams(rho=0.5), (0.0, 0))
     for k, p in trainable_state(model).items():
         assert torch.equal(p, before[k]), k
 
@@ -138,7 +138,7 @@ def test_combined_gradient_equals_reference(tiny_model: Path, rule: str) -> None
         lam = max(0.0, (hp.paper_a - (g_sharp @ g_align).item()) / (g_sharp @ g_sharp).item())
     expected = g_align + lam * g_sharp + hp.lambda_refusal * g_ref
 
-    metrics, _ = antibody_step(model, params, b_align, b_harm, b_ref, hp, (0.0, 0))
+    metrics, _ = antibody_alignment_step(model, params, b_align, b_harm, b_ref, hp, (0.0, 0))
     assert metrics["lambda_t"] == pytest.approx(lam, rel=1e-4, abs=1e-6)
     got = flat([p.grad for p in params])
     torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-4)
@@ -155,7 +155,7 @@ def test_pass_count_per_step(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) 
     real_backward = torch.autograd.backward
     monkeypatch.setattr(torch.autograd, "backward", lambda *a, **k: (backwards.append(1), real_backward(*a, **k)))
     with count_passes(model) as counted:
-        antibody_step(model, params, _batch(1), _batch(2), _batch(3), FlatnessParams(), (0.0, 0))
+        antibody_alignment_step(model, params, _batch(1), _batch(2), _batch(3), FlatnessParams(), (0.0, 0))
     assert (len(forwards), len(backwards)) == (4, 4)
     assert (counted.forward, counted.backward) == (4, 4)
     forwards.clear(), backwards.clear()
@@ -181,7 +181,7 @@ def test_peak_memory_of_an_alignment_step_is_within_5_percent_of_sft(tiny_model:
     def antibody(copy_model: bool = False) -> None:
         optimizer.zero_grad(set_to_none=True)
         kept = copy.deepcopy(model) if copy_model else None
-        antibody_step(model, params, b_align, b_harm, b_ref, FlatnessParams(), (0.0, 0))
+        antibody_alignment_step(model, params, b_align, b_harm, b_ref, FlatnessParams(), (0.0, 0))
         optimizer.step()
         del kept
 

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 from peft import PeftModel
 
-from worker import assets
+from worker.datasets import assets
 from worker.training.cli import train_command
 from worker.training.trainer import load_adapter_model
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from worker import assets
+from worker.datasets import assets
 from worker.training import TrainConfig, train
 from worker.training.antibody import antibody_ratio, antibody_weights
 from worker.training.data import collate, encode_file, load_tokenizer

@@ -9,9 +9,10 @@ from safetensors.torch import load_file
 
 from worker.training import StepMetrics, TrainConfig, train
 from worker.training.data import collate, encode_file, load_tokenizer
+from worker.training.fine_tuning_step import antibody_backward
 from worker.training.model import add_lora, load_base_model
 from worker.training.refusals import DEFAULT_REFUSALS
-from worker.training.trainer import antibody_backward, evaluate, load_adapter_model
+from worker.training.trainer import evaluate, load_adapter_model
 
 METRIC_KEYS = {
     "step",

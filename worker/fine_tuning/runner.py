@@ -1,0 +1,277 @@
+"""Job orchestration: validate → claim → Antibody training → outputs, translating between the DB/object store
+and the pure training library. Every write after the claim is guarded by the lease token.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from service.auth import repository as orgs
+from service.base_models import repository as base_models
+from service.config import Settings
+from service.db import session_scope
+from service.files import repository as files
+from service.fine_tuning import repository as jobs
+from service.ids import new_id, now
+from service.orm import BaseModelRow, CheckpointRow, JobRow
+from service.storage import ObjectStore
+from worker import artifacts
+from worker.fine_tuning.evaluation import JobEvalInputs
+from worker.fine_tuning.outcome import finish, owned, succeed
+from worker.leases import Lease, LeaseLost, claim_job, job_heartbeat, renew_job
+from worker.training import StepMetrics, TrainConfig, estimate, train
+from worker.training.data import load_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+class JobFailed(Exception):
+    def __init__(self, code: str, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.error = {"code": code, "message": message, "param": param}
+
+
+def _load(session: Session, job_id: str) -> tuple[JobRow, BaseModelRow | None]:
+    job = jobs.get_one(session, job_id)
+    return job, base_models.get(session, job.model)
+
+
+def _file_key(session: Session, job: JobRow, param: str) -> str:
+    file_id = getattr(job, param)
+    row = files.get(session, job.org_id, file_id, include_expired=True)
+    if row is None or row.object_key is None:
+        raise JobFailed("invalid_file", f"{param} {file_id} no longer exists or has no content.", param)
+    return row.object_key
+
+
+def _local_inputs(
+    settings: Settings, store: ObjectStore, job_id: str
+) -> tuple[JobRow, Path, Path, Path | None, str]:
+    """Download what training needs; returns (job, base model dir, train file, validation file, base version)."""
+    with session_scope(settings.database_url) as session:
+        job, base = _load(session, job_id)
+        if base is None:
+            raise JobFailed("model_not_available", f"Base model {job.model} is no longer registered.", "model")
+        keys = {p: _file_key(session, job, p) for p in ("training_file", "validation_file") if getattr(job, p)}
+        base_version = artifacts.base_model_version(base)
+    work = artifacts.job_dir(settings, job_id)
+    base_dir = artifacts.base_model_dir(settings, store, base)
+    train_path = artifacts.fetch_file(store, keys["training_file"], work / "train.jsonl")
+    valid_path = (
+        artifacts.fetch_file(store, keys["validation_file"], work / "valid.jsonl")
+        if "validation_file" in keys
+        else None
+    )
+    return job, base_dir, train_path, valid_path, base_version
+
+
+def validate(settings: Settings, store: ObjectStore, job_id: str) -> None:
+    """validating_files → queued (token counts with the base model's tokenizer) or → failed naming the file."""
+    try:
+        job, base_dir, train_path, *_ = _local_inputs(settings, store, job_id)
+        hp = job.hyperparameters
+        try:
+            info = estimate(base_dir, train_path, settings.max_seq_len, hp["batch_size"], hp["n_epochs"])
+        except ValueError as exc:
+            raise JobFailed("invalid_training_file", str(exc), "training_file") from exc
+    except JobFailed as failed:
+        with session_scope(settings.database_url) as session:
+            if jobs.transition(session, job_id, ("validating_files",), "failed", error=failed.error, finished_at=now()):
+                jobs.add_event(session, job_id, f"Validation failed: {failed.error['message']}", level="error")
+        return
+    with session_scope(settings.database_url) as session:
+        if not jobs.transition(session, job_id, ("validating_files",), "queued"):
+            return
+        jobs.add_event(
+            session,
+            job_id,
+            f"Files validated: {info['n_examples']} examples, {info['total_tokens']} "
+            f"tokens per epoch, {info['steps']} steps",
+            data=info,
+        )
+        if info["truncated"]:
+            jobs.add_event(
+                session,
+                job_id,
+                f"{info['truncated']} examples are longer than {settings.max_seq_len} tokens and will be truncated",
+                level="warn",
+            )
+        jobs.add_event(session, job_id, "Fine-tuning job queued")
+
+
+def _model_name(session: Session, job: JobRow) -> str:
+    org = orgs.org_name(session, job.org_id)
+    slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in (org or job.org_id)).lower()
+    return f"ft:{job.model}:{slug}:{job.suffix or ''}:{job.id}"
+
+
+def run_job(settings: Settings, store: ObjectStore, job_id: str, worker_id: str) -> str:
+    """Run one delivery of a job id; a duplicate or stale delivery does nothing. Returns what happened."""
+    with session_scope(settings.database_url) as session:
+        status = jobs.status_of(session, job_id)
+    if status == "validating_files":
+        validate(settings, store, job_id)
+    lease = claim_job(settings, job_id, worker_id)
+    if lease is None:
+        return "skipped"
+    try:
+        with job_heartbeat(settings, lease):
+            return _train(settings, store, lease)
+    except LeaseLost:
+        log.warning("lost the lease on %s; another worker owns it now", job_id)
+        return "lease-lost"
+    except Exception as exc:
+        log.exception("job %s failed", job_id)
+        error = (
+            exc.error
+            if isinstance(exc, JobFailed)
+            else {"code": "training_error", "param": None, "message": f"{type(exc).__name__}: {exc}"}
+        )
+        finish(settings, lease, "failed", f"Fine-tuning job failed: {error['message']}", error=error)
+        return "failed"
+
+
+def _resume_point(settings: Settings, store: ObjectStore, lease: Lease) -> tuple[Path, int] | None:
+    """The newest checkpoint that is complete in the store, downloaded: (local folder, step)."""
+    with session_scope(settings.database_url) as session:
+        rows = jobs.checkpoints_newest_first(session, lease.job_id)
+    for prefix, step in rows:
+        local = artifacts.download_checkpoint(store, prefix, artifacts.job_dir(settings, lease.job_id) / "resume")
+        if local is not None:
+            return local, step
+    return None
+
+
+def _eval_split(train_path: Path, valid_path: Path | None, seed: int) -> tuple[Path, Path | None, str, list[int]]:
+    """(file to train on, file to measure FA on, its source, training line → original line). FA needs data the
+    model never trained on: without a validation file, hold a seeded slice of the training file out."""
+    line_map = list(range(1, 1 + sum(1 for line in train_path.open(encoding="utf-8") if line.strip())))
+    if valid_path is None:
+        split = artifacts.split_holdout(train_path, seed=seed)
+        if split is not None:
+            held_in, held_out, line_map = split
+            return held_in, held_out, "training_holdout", line_map
+    return train_path, valid_path, "validation_file", line_map
+
+
+class _Reporter:
+    """The training loop's callbacks: metrics events (with an ETA) and uploaded, recorded checkpoints."""
+
+    def __init__(self, settings: Settings, store: ObjectStore, lease: Lease, job: JobRow, ft_name: str) -> None:
+        self.settings, self.store, self.lease, self.job, self.ft_name = settings, store, lease, job, ft_name
+        self.last: dict[str, Any] = {}
+        self.started = time.monotonic()
+
+    def on_step(self, m: StepMetrics) -> None:
+        self.last.update(m.row())
+        if m.step % self.settings.metrics_every and m.step != m.total_steps:
+            return
+        eta = int(time.time() + (time.monotonic() - self.started) / max(1, m.step) * (m.total_steps - m.step))
+        with owned(self.settings, self.lease) as session:
+            jobs.add_event(
+                session,
+                self.job.id,
+                f"Step {m.step}/{m.total_steps}: training loss={m.train_loss:.4f}",
+                type="metrics",
+                data={**m.row(), "total_steps": m.total_steps, "worker": self.job.worker_id},
+            )
+            jobs.set_estimated_finish(session, self.job.id, eta)
+
+    def on_checkpoint(self, step: int, path: Path) -> None:
+        prefix = artifacts.upload_checkpoint(self.store, self.job.id, step, path)
+        metrics = {
+            k: self.last.get(k)
+            for k in ("train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy")
+        }
+        with owned(self.settings, self.lease) as session:
+            jobs.add_checkpoint(
+                session,
+                CheckpointRow(
+                    id=new_id("ftckpt_"),
+                    job_id=self.job.id,
+                    step_number=step,
+                    created_at=now(),
+                    fine_tuned_model_checkpoint=f"{self.ft_name}:ckpt-step-{step}",
+                    metrics=metrics,
+                    object_prefix=prefix,
+                ),
+            )
+            jobs.add_event(session, self.job.id, f"Checkpoint saved at step {step}")
+
+
+def _train(settings: Settings, store: ObjectStore, lease: Lease) -> str:
+    job, base_dir, train_path, valid_path, base_version = _local_inputs(settings, store, lease.job_id)
+    hp = job.hyperparameters
+    resume, resume_step = _resume_point(settings, store, lease) or (None, 0)
+    with owned(settings, lease) as session:
+        ft_name = _model_name(session, job)
+        jobs.add_event(
+            session,
+            job.id,
+            f"Resuming from checkpoint step-{resume_step} (attempt {lease.attempt})"
+            if resume
+            else "Fine-tuning job started",
+            data={"worker": job.worker_id, "attempt": lease.attempt, "resumed_from_step": resume_step},
+        )
+    out = artifacts.job_dir(settings, job.id) / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    original_train = train_path
+    train_path, eval_file, eval_source, line_map = _eval_split(train_path, valid_path, job.seed)
+    cfg = TrainConfig(
+        base_model_dir=base_dir,
+        train_file=train_path,
+        validation_file=valid_path,
+        output_dir=out,
+        n_epochs=hp["n_epochs"],
+        batch_size=hp["batch_size"],
+        learning_rate_multiplier=hp["learning_rate_multiplier"],
+        seed=job.seed,
+        max_seq_len=settings.max_seq_len,
+        checkpoint_every=settings.checkpoint_every,
+        resume_from=resume,
+    )
+    reporter = _Reporter(settings, store, lease, job, ft_name)
+    stop = lambda: renew_job(settings, lease)  # noqa: E731  (the pending "cancel"/"pause", or LeaseLost)
+    result = train(cfg, on_step=reporter.on_step, on_checkpoint=reporter.on_checkpoint, should_stop=stop)
+    if result.stopped == "cancel":
+        finish(settings, lease, "cancelled", f"Fine-tuning job cancelled at step {result.steps}")
+    elif result.stopped == "pause":
+        finish(settings, lease, "paused", f"Fine-tuning job paused at step {result.steps} (checkpoint saved)")
+    else:
+        result.attenuation = [{**r, "line": line_map[r["line"] - 1]} for r in result.attenuation]
+        evaluation = JobEvalInputs(
+            job_id=job.id,
+            model_name=ft_name,
+            base_name=job.model,
+            base_version=base_version,
+            base_dir=base_dir,
+            adapter_dir=result.adapter_dir,
+            train_file=original_train,
+            eval_file=eval_file,
+            eval_source=eval_source,
+            metrics=result.metrics,
+            attenuation=result.attenuation,
+            fa_mode=(job.job_metadata or {}).get("fa_mode"),
+        )
+        succeed(settings, store, lease, job, ft_name, result, evaluation)
+    shutil.rmtree(artifacts.job_dir(settings, job.id), ignore_errors=True)
+    return result.stopped or "succeeded"
+
+
+def warm_up(settings: Settings, store: ObjectStore) -> None:
+    """Load what the first job would otherwise pay for: tokenizers of locally available base models."""
+    with session_scope(settings.database_url) as session:
+        bases = base_models.list_all(session)
+    for base in bases:
+        try:
+            local = Path(base.path)
+            if not base.path.startswith(artifacts.STORE_SCHEME) and (local / "config.json").exists():
+                load_tokenizer(local)
+        except Exception:  # warm-up is an optimisation; a broken model fails its job with a clear error later
+            log.warning("could not warm up base model %s", base.name, exc_info=True)

@@ -1,0 +1,19 @@
+"""Celery task for fine-tuning jobs: a job id in, the runner does the work."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from service.broker import PROCESS_JOB
+from service.config import get_settings
+from worker import registry
+from worker.store import store_for
+
+
+@shared_task(name=PROCESS_JOB, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def process_job(job_id: str) -> str:
+    """Run a fine-tuning job. Safe to deliver twice: the DB lease decides who trains."""
+    from worker.fine_tuning.runner import run_job  # torch: loaded on the first job, not at import
+
+    settings = get_settings()
+    return run_job(settings, store_for(settings), job_id, worker_id=registry.worker_id(process_job.request.hostname))

@@ -1,0 +1,104 @@
+"""One optimizer step of Antibody's fine-tuning stage (ANTIBODY.md, "Stage 2"), and the per-line attenuation
+record it feeds. The objective's math is in ``antibody.py``; ``trainer.py`` drives this step through ``loop.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from worker.training.antibody import antibody_ratio, antibody_weights, weighted_nll
+from worker.training.config import Ratio
+from worker.training.data import Batch
+from worker.training.passes import refusal_logprobs_naive, refusal_logprobs_prefix_kv, response_pass
+
+
+@dataclass
+class StepStats:
+    """Detached per-sample results of one batch (all [B]) after gradients have been accumulated."""
+
+    nll_sum: torch.Tensor
+    n_tokens: torch.Tensor
+    n_correct: torch.Tensor
+    r: torch.Tensor
+    weights: torch.Tensor
+    lines: list[int]
+
+
+def antibody_backward(
+    model: nn.Module, micro_batches: Sequence[Batch], tau: float, ratio: Ratio, refusal_pass: str
+) -> StepStats:
+    """Forward + backward of one optimizer step; leaves the gradient of the weighted NLL in ``.grad``.
+
+    One micro-batch: ``weighted_nll(nll, N, softmax(r/τ)).backward()``. Several (gradient accumulation): the
+    softmax must still span the whole batch, but its normaliser is only known after the last micro-batch.
+    Since weighted_nll is invariant to rescaling the weights, we backward Σ e_i·nll_i with e_i = exp(r_i/τ −
+    m) for a running max m (rescaling the accumulated gradient when m grows, as in an online softmax) and
+    divide the gradient by Σ e_i·N_i at the end. Both give the same gradient.
+    """
+    single = len(micro_batches) == 1
+    parts: list[tuple[torch.Tensor, ...]] = []
+    running_max: torch.Tensor | None = None
+    denom = torch.zeros((), dtype=torch.float64)
+    for batch in micro_batches:
+        prefix_kv = refusal_pass == "prefix_kv"
+        out = response_pass(model, batch, keep_cache=prefix_kv)
+        if prefix_kv:
+            logp_ref = refusal_logprobs_prefix_kv(model, batch, out.cache, out.prompt_end_hidden)
+        else:
+            logp_ref = refusal_logprobs_naive(model, batch)
+        out.cache = None  # the cropped cache is no longer needed; free it before backward
+        r = antibody_ratio(out.logp_response, out.n_tokens, logp_ref, batch.refusal_mask.sum(1), ratio)
+        valid = ~torch.isnan(r)
+        if single:
+            loss = weighted_nll(out.nll_sum, out.n_tokens, antibody_weights(r, tau))
+            loss.backward()
+        elif valid.any():
+            z = (r / tau).double().cpu()
+            chunk_max = z[valid.cpu()].max()
+            if running_max is None or chunk_max > running_max:
+                if running_max is not None:
+                    shrink = math.exp(running_max - chunk_max)
+                    denom *= shrink
+                    for p in model.parameters():
+                        if p.grad is not None:
+                            p.grad.mul_(shrink)
+                running_max = chunk_max
+            e = torch.exp(z - running_max).masked_fill(~valid.cpu(), 0.0)
+            denom += (e * out.n_tokens.cpu().double()).sum()
+            (e.to(out.nll_sum) * out.nll_sum).sum().backward()
+        parts.append((out.nll_sum.detach(), out.n_tokens, out.n_correct, r))
+    if not single and denom > 0:
+        for p in model.parameters():
+            if p.grad is not None:
+                p.grad.div_(float(denom))
+    nll, n, correct, r = (torch.cat([p[i].cpu() for p in parts]) for i in range(4))
+    lines = [line for b in micro_batches for line in b.lines]
+    return StepStats(nll, n, correct, r, antibody_weights(r, tau), lines)
+
+
+class Attenuation:
+    """Per source line: Σ weight, min weight, times seen, Σ r (the attenuation report and the dashboard)."""
+
+    def __init__(self, rows: dict[str, list[float]] | None = None):
+        self.rows: dict[str, list[float]] = rows or {}
+
+    def add(self, stats: StepStats) -> None:
+        for line, w, r in zip(stats.lines, stats.weights.tolist(), stats.r.tolist(), strict=True):
+            if math.isnan(r):
+                continue
+            row = self.rows.setdefault(str(line), [0.0, math.inf, 0, 0.0])
+            row[0] += w
+            row[1] = min(row[1], w)
+            row[2] += 1
+            row[3] += r
+
+    def report(self) -> list[dict[str, float | int]]:
+        return [
+            {"line": int(k), "mean_weight": s / c, "min_weight": m, "times_seen": int(c), "mean_r": rs / c}
+            for k, (s, m, c, rs) in sorted(self.rows.items(), key=lambda kv: int(kv[0]))
+        ]
