@@ -25,27 +25,6 @@ from service.orm import AlignmentRow
 PENDING = ("queued", "running")
 
 
-def alignment_object(row: AlignmentRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "object": "base_model.alignment",
-        "name": row.name,
-        "status": row.status,
-        "phase": row.phase,
-        "step": row.step,
-        "total_steps": row.total_steps,
-        "spec": row.spec,
-        "gpu_class": row.gpu_class,
-        "attempts": row.attempts,
-        "worker_id": row.worker_id,
-        "created_at": row.created_at,
-        "started_at": row.started_at,
-        "finished_at": row.finished_at,
-        "result": row.result,
-        "error": row.error,
-    }
-
-
 def start(session: Session, settings: Settings, spec: dict[str, Any], gpu_class: str) -> AlignmentRow:
     """Record a queued alignment and publish it once the transaction commits."""
     check_name(spec["name"])

@@ -104,6 +104,23 @@ def _hs(manifest: dict[str, Any], when: str) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+class InferenceBackend(ApiObject):
+    """One inference backend (service/dashboard/inference.py); counters and latency only from the embedded one."""
+
+    url: str
+    bases: list[str]  # the base models routed to it ("*" = every other)
+    reachable: bool
+    error: str | None = None
+    served: list[str] = []
+    adapters: list[str] = []  # LoRA adapters loaded now
+    adapter_capacity: int | None = None
+    queue_depth: int | None = None
+    requests: int | None = None  # completions answered since it started
+    completion_tokens: int | None = None
+    latency_p50_s: float | None = None
+    latency_p99_s: float | None = None
+
+
 class Dashboard(ApiObject):
     object: str = "admin.dashboard"
     generated_at: float
@@ -114,3 +131,4 @@ class Dashboard(ApiObject):
     alignments: list[Alignment]
     base_models: list[BaseModelSummary]
     screens_by_status: dict[str, int]
+    inference: list[InferenceBackend] = []

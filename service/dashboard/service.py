@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from service.broker import WEBHOOKS_QUEUE, queue_for
 from service.config import Settings
-from service.dashboard import queues, repository
+from service.dashboard import inference, queues, repository
 from service.dashboard.schemas import (
     Alignment,
     BaseModelSummary,
@@ -52,6 +52,7 @@ def snapshot(session: Session, settings: Settings) -> Dashboard:
         alignments=[Alignment.from_row(r) for r in alignment_rows],
         base_models=[BaseModelSummary.from_row(r) for r in base_rows],
         screens_by_status=repository.count_by_status(session, FileScreenRow),
+        inference=inference.backends(settings),
     )
 
 

@@ -15,16 +15,14 @@ compare-and-set makes a duplicate delivery a no-op).
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from service.auth.service import Principal
 from service.base_models import service as base_models
 from service.broker import enqueue_screen
 from service.config import Settings
-from service.edge import SafeStr
 from service.errors import InvalidRequest, NotFound
 from service.files import repository as files
 from service.orm import BaseModelRow, FileRow, FileScreenRow
@@ -32,35 +30,6 @@ from service.orm import BaseModelRow, FileRow, FileScreenRow
 ScreenStatus = Literal["queued", "running", "succeeded", "failed"]
 PENDING = ("queued", "running")
 RESULT_SCHEMA = 2  # worker.evaluation.prescreen.SCHEMA_VERSION (a test keeps them equal; this side imports no torch)
-
-
-class ScreenCreate(BaseModel):
-    model: Annotated[SafeStr, Field(min_length=1, max_length=200)]  # BaseModelRow.name is String(200)
-
-
-class FileScreen(BaseModel):
-    id: str
-    object: Literal["file.screen"] = "file.screen"
-    file_id: str
-    model: str
-    status: ScreenStatus
-    created_at: int
-    finished_at: int | None = None
-    result: dict[str, Any] | None = None
-    error: str | None = None
-
-    @classmethod
-    def of(cls, row: FileScreenRow) -> FileScreen:
-        return cls(
-            id=row.id,
-            file_id=row.file_id,
-            model=row.base_model,
-            status=row.status,  # type: ignore[arg-type]
-            created_at=row.created_at,
-            finished_at=row.finished_at,
-            result=row.result,
-            error=row.error,
-        )
 
 
 def _screenable_file(session: Session, principal: Principal, file_id: str) -> FileRow:

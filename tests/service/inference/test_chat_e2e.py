@@ -164,3 +164,13 @@ def test_the_backend_has_the_adapters_it_was_asked_to_load(served: Served) -> No
     models = httpx.get(f"{url}/v1/models").json()["data"]
     names = {m["id"]: m.get("parent") for m in models}
     assert names[BASE] is None and names[served.checkpoint] == BASE
+
+
+def test_the_dashboard_shows_the_backend_and_its_adapters(served: Served) -> None:
+    import httpx
+
+    admin = {"Authorization": f"Bearer {served.api.new_key(admin=True)}"}
+    (backend,) = httpx.get(f"{served.api.v1}/admin/dashboard", headers=admin).json()["inference"]
+    assert backend["reachable"] and backend["bases"] == ["*"] and backend["served"] == [BASE]
+    assert served.checkpoint in backend["adapters"] and backend["requests"] >= 3
+    assert backend["latency_p50_s"] is not None and backend["queue_depth"] == 0
