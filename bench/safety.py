@@ -35,7 +35,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import emit  # noqa: E402
-from finetune_safety_smollm2 import TASK, TASK_CONFIG, TAU, fa_chats, relative_weights, training_file  # noqa: E402
+from finetune_safety_smollm2 import (  # noqa: E402
+    TASK,
+    TASK_CONFIG,
+    TAU,
+    fa_chats,
+    log,
+    relative_weights,
+    training_file,
+)
+from safety_cache import CellCache  # noqa: E402
 from safety_report import markdown, plots, summarize  # noqa: E402
 
 from service.config import Settings  # noqa: E402
@@ -82,10 +91,6 @@ BASE_SPECS = {
     "refusal-sft": {"mode": "sft"},
     "flatness": {"mode": "antibody", "lambda_refusal": 0.0},
 }
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def cells(cfg: Config) -> list[tuple[str, str, float, int]]:
@@ -174,36 +179,6 @@ def run_cell(cell: tuple, base_dir: Path, cfg: Config, shared: dict, work: Path)
     }
     log(json.dumps(row))
     return row
-
-
-class CellCache:
-    """Finished cells on disk (``<bases-dir>/cells/<key>.json``), so an interrupted run resumes where it stopped.
-    The key hashes the cell, the configuration, the base's alignment manifest and the judges' versions; a row read
-    back says ``"cached": true`` (its train_s/eval_s are from the run that computed it)."""
-
-    def __init__(self, folder: Path, cfg: Config, judges: dict):
-        self.folder, self.cfg = folder, cfg
-        self.judges = {name: getattr(j, "version", type(j).__name__) for name, j in judges.items()}
-
-    def _path(self, cell: tuple, base_dir: Path) -> Path:
-        manifest = hashlib.sha256(Path(base_dir, "alignment_manifest.json").read_bytes()).hexdigest()
-        blob = json.dumps([list(cell), dataclasses.asdict(self.cfg), manifest, self.judges, TAU], sort_keys=True)
-        return self.folder / f"{hashlib.sha256(blob.encode()).hexdigest()[:20]}.json"
-
-    def get(self, cell: tuple, base_dir: Path) -> dict | None:
-        path = self._path(cell, base_dir)
-        if not path.is_file():
-            return None
-        row = json.loads(path.read_text()) | {"cached": True}
-        log(f"cached: {json.dumps(row)}")
-        return row
-
-    def put(self, cell: tuple, base_dir: Path, row: dict) -> dict:
-        path = self._path(cell, base_dir)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.with_suffix(".tmp").write_text(json.dumps(row))
-        path.with_suffix(".tmp").rename(path)
-        return row | {"cached": False}
 
 
 def make_judges(name: str, settings: Settings, second: bool) -> tuple[str, dict]:

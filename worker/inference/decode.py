@@ -12,7 +12,6 @@ or that ends in an incomplete UTF-8 character, so a client never sees text that 
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +21,7 @@ from torch import nn
 
 from worker.evaluation.generation import left_pad
 from worker.training.data import positions_from_mask
+from worker.training.model import cache_kwarg, cache_of
 
 BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed batch
 
@@ -43,16 +43,6 @@ class Row:
     text: str = ""
     finish_reason: str | None = None  # "stop" (EOS or a stop string), "length" or "cancelled"
     _emitted: int = 0
-
-
-def _cache_kwarg(model: nn.Module) -> str:
-    # transformers 5 renamed `past_key_values` to `cache`; the GPU images may run either.
-    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
-
-
-def _cache_of(out: Any) -> Any:
-    return out["cache"] if "cache" in out else out["past_key_values"]
 
 
 def _holdback(text: str, stops: Sequence[str]) -> int:
@@ -114,7 +104,7 @@ def decode(model: nn.Module, tokenizer: Any, rows: Sequence[Row], eos_ids: set[i
     extra: dict[str, Any] = {}
     if hasattr(model, "peft_config"):
         extra["adapter_names"] = [r.adapter for r in rows]
-    cache_kw = _cache_kwarg(model)
+    cache_kw = cache_kwarg(model)
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask), use_cache=True,
                 logits_to_keep=1, **extra)
     budget = max(r.max_new_tokens for r in rows)
@@ -144,4 +134,4 @@ def decode(model: nn.Module, tokenizer: Any, rows: Sequence[Row], eos_ids: set[i
         mask = torch.cat([mask, live.long()[:, None]], dim=1)  # a finished row's new column is masked out
         position = (mask.sum(-1, keepdim=True) - 1).clamp(min=0)
         out = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=position, use_cache=True,
-                    logits_to_keep=1, **{cache_kw: _cache_of(out)}, **extra)
+                    logits_to_keep=1, **{cache_kw: cache_of(out)}, **extra)

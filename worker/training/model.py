@@ -92,10 +92,17 @@ def lm_parts(model: nn.Module) -> tuple[nn.Module, nn.Module]:
     return decoder, head
 
 
-def _cache_kwarg(decoder: nn.Module) -> str:
-    # transformers 5 renamed `past_key_values` to `cache`.
-    params = inspect.signature(decoder.forward).parameters
+def cache_kwarg(module: nn.Module) -> str:
+    """The KV-cache argument of a decoder's or a (PEFT-wrapped) causal LM's forward: transformers 5 renamed
+    `past_key_values` to `cache`."""
+    lm = module.get_base_model() if hasattr(module, "get_base_model") else module
+    params = inspect.signature(lm.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
+
+
+def cache_of(out: Any) -> Any:
+    """The KV cache a forward returned (named like its argument)."""
+    return out["cache"] if "cache" in out else out["past_key_values"]
 
 
 def decoder_forward(
@@ -107,7 +114,7 @@ def decoder_forward(
     use_cache: bool = False,
 ) -> tuple[torch.Tensor, Any]:
     """Final hidden states [B, T, H] and the KV cache (None unless ``use_cache``)."""
-    kwargs = {_cache_kwarg(decoder): cache} if cache is not None else {}
+    kwargs = {cache_kwarg(decoder): cache} if cache is not None else {}
     out = decoder(
         input_ids=input_ids,
         attention_mask=attention_mask,
@@ -117,8 +124,7 @@ def decoder_forward(
     )
     if not use_cache:
         return out.last_hidden_state, None
-    new_cache = out["cache"] if "cache" in out else out["past_key_values"]
-    return out.last_hidden_state, new_cache
+    return out.last_hidden_state, cache_of(out)
 
 
 def crop_cache(cache: Any, length: int) -> None:

@@ -1,0 +1,41 @@
+"""bench/safety.py's store of finished cells, so an interrupted run resumes where it stopped."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from finetune_safety_smollm2 import TAU, log
+
+
+class CellCache:
+    """Finished cells on disk (``<bases-dir>/cells/<key>.json``), so an interrupted run resumes where it stopped.
+    The key hashes the cell, the configuration, the base's alignment manifest and the judges' versions; a row read
+    back says ``"cached": true`` (its train_s/eval_s are from the run that computed it)."""
+
+    def __init__(self, folder: Path, cfg: Any, judges: dict):  # cfg: safety.Config, a dataclass
+        self.folder, self.cfg = folder, cfg
+        self.judges = {name: getattr(j, "version", type(j).__name__) for name, j in judges.items()}
+
+    def _path(self, cell: tuple, base_dir: Path) -> Path:
+        manifest = hashlib.sha256(Path(base_dir, "alignment_manifest.json").read_bytes()).hexdigest()
+        blob = json.dumps([list(cell), dataclasses.asdict(self.cfg), manifest, self.judges, TAU], sort_keys=True)
+        return self.folder / f"{hashlib.sha256(blob.encode()).hexdigest()[:20]}.json"
+
+    def get(self, cell: tuple, base_dir: Path) -> dict | None:
+        path = self._path(cell, base_dir)
+        if not path.is_file():
+            return None
+        row = json.loads(path.read_text()) | {"cached": True}
+        log(f"cached: {json.dumps(row)}")
+        return row
+
+    def put(self, cell: tuple, base_dir: Path, row: dict) -> dict:
+        path = self._path(cell, base_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.with_suffix(".tmp").write_text(json.dumps(row))
+        path.with_suffix(".tmp").rename(path)
+        return row | {"cached": False}
