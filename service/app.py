@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from service.base_models.router import router as base_models_router
+from service.checkpoint_permissions.router import router as checkpoint_permissions_router
 from service.config import Settings, get_settings
 from service.dashboard.router import pages as dashboard_pages
 from service.dashboard.router import router as dashboard_router
@@ -26,6 +27,7 @@ from service.models.router import router as models_router
 from service.openapi import install as install_openapi
 from service.security_headers import install as install_security_headers
 from service.storage import open_store
+from service.uploads.router import router as uploads_router
 from service.webhooks.router import router as webhooks_router
 
 
@@ -59,7 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_security_headers(app)
     for router in (
         files_router,
+        uploads_router,
         jobs_router,
+        checkpoint_permissions_router,
         models_router,
         inference_router,
         base_models_router,

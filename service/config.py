@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     # for min_age so an upload still in flight is never touched
     janitor_interval_s: float = 600.0  # a pass at startup, then this often; 0 turns the janitor off
     janitor_min_age_s: float = 3600.0
+    # Uploads API (service/uploads/): a large file sent in parts, each stored as it arrives, joined on complete
+    upload_max_bytes: int = 8 * 1024**3  # one upload in all, as on OpenAI
+    upload_max_part_bytes: int = 64 * 1024**2  # one part
+    upload_expires_s: int = 3600  # a pending upload expires this long after it is created
 
     # Jobs
     allow_unaligned_base: bool = False

@@ -45,6 +45,7 @@ _REASONS = {
 # Responses beyond the defaults, by (method, exact path).
 _EXTRA: list[tuple[str, str, list[int]]] = [
     ("post", "/v1/files", [413]),
+    ("post", "/v1/uploads/{upload_id}/parts", [413]),  # a part over 64 MB, or past the 8 GB in all
     ("get", "/v1/fine_tuning/jobs/{job_id}/events", [429]),
     ("delete", "/v1/models/{model_id}", [403]),  # a provider base model
     ("post", "/v1/chat/completions", [404, 502, 503]),  # `model` unknown or deleted; backend failed; backend busy

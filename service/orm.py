@@ -220,3 +220,52 @@ class DashboardSessionRow(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
+class CheckpointPermissionRow(Base):
+    """Another org allowed to call a checkpoint (OpenAI's checkpoint permission; a project here is an org)."""
+
+    __tablename__ = "checkpoint_permissions"
+    seq: Mapped[int] = mapped_column(Seq, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    checkpoint_id: Mapped[str] = mapped_column(
+        ForeignKey("fine_tuning_checkpoints.id", ondelete="CASCADE"), index=True
+    )
+    project_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index("uq_checkpoint_permissions_checkpoint_project", "checkpoint_id", "project_id", unique=True),
+    )
+
+
+class UploadRow(Base):
+    """An Upload (service/uploads/): a file sent in parts, joined into a FileRow on complete. `status` is pending,
+    completed, cancelled, expired or failed (content refused on complete; never shown, the API answers a 400)."""
+
+    __tablename__ = "uploads"
+    seq: Mapped[int] = mapped_column(Seq, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(512))
+    purpose: Mapped[str] = mapped_column(String(40))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    mime_type: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    file_expires_after: Mapped[int | None] = mapped_column(BigInteger, default=None)  # the file's expires_after
+    file_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    part_ids: Mapped[list[Any] | None] = mapped_column(JSON, default=None)  # as completed, for an idempotent retry
+
+
+class UploadPartRow(Base):
+    """One stored part of a pending upload; the row is deleted with its bytes when the upload ends."""
+
+    __tablename__ = "upload_parts"
+    seq: Mapped[int] = mapped_column(Seq, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    upload_id: Mapped[str] = mapped_column(ForeignKey("uploads.id", ondelete="CASCADE"), index=True)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    object_key: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[int] = mapped_column(BigInteger)

@@ -1,4 +1,4 @@
-"""The files janitor: purges expired files and removes what killed processes left in the object store.
+"""The files janitor: purges expired files and uploads, and removes what killed processes left in the object store.
 
 It runs in the API process (a thread the app's lifespan starts and stops): one pass at startup, then one every
 ``janitor_interval_s``. Every step is idempotent, so several API processes may run it at once.
@@ -19,6 +19,7 @@ from service.config import Settings
 from service.db import after_commit, session_scope
 from service.files import repository
 from service.storage import ObjectStore
+from service.uploads import janitor as uploads_janitor
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +35,19 @@ class Swept:
     stale_uploads: int
     orphans: int
     expired: int
+    expired_uploads: int = 0  # pending uploads past their hour (service/uploads/janitor.py)
+    upload_parts: int = 0  # their parts, and part objects left without a row
 
 
 def sweep(settings: Settings, store: ObjectStore, at: float | None = None) -> Swept:
     """One pass; ``at`` (epoch seconds, default now) is the clock for both the age threshold and expiry."""
     at = time.time() if at is None else at
     cutoff = at - settings.janitor_min_age_s
-    return Swept(
-        stale_uploads=store.abort_stale_uploads(cutoff),
-        orphans=remove_orphans(settings, store, cutoff),
-        expired=purge_expired(settings, store, int(at)),
-    )
+    stale = store.abort_stale_uploads(cutoff)
+    orphans = remove_orphans(settings, store, cutoff)
+    expired = purge_expired(settings, store, int(at))
+    expired_uploads, upload_parts = uploads_janitor.sweep(settings, store, int(at), cutoff)
+    return Swept(stale, orphans, expired, expired_uploads, upload_parts)
 
 
 def remove_orphans(settings: Settings, store: ObjectStore, before: float) -> int:

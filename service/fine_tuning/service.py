@@ -57,6 +57,14 @@ def _validate(session: Session, settings: Settings, principal: Principal, body: 
     if body.integrations:
         raise InvalidRequest("Integrations (wandb) are not supported by this service.", param="integrations")
     base = base_models.usable(session, settings, body.model)
+    if base is None and body.model.startswith("ft:"):
+        # The worker trains a fresh LoRA on a base model; it cannot yet start from an existing adapter.
+        raise InvalidRequest(
+            f"Fine-tuning from a fine-tuned model or checkpoint ('{body.model}') is not supported yet: start from "
+            "one of the provider's pre-aligned base models listed by GET /v1/models.",
+            param="model",
+            code="model_not_available",
+        )
     if base is None:
         raise InvalidRequest(
             f"Model '{body.model}' is not available for fine-tuning. Use one of the provider's pre-aligned base "

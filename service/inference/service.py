@@ -2,8 +2,9 @@
 
 Safe by construction: only a base model that jobs may use, a fine-tuned model that passed the safety evaluation
 (its ``FineTunedModelRow`` exists only then, ``worker/fine_tuning/outcome.py``) and is not deleted, or a checkpoint
-of a job that succeeded. A job stopped by the safety gate has no fine-tuned model, and its checkpoints are never
-served either: an unevaluated checkpoint of an unsafe run is exactly what the gate keeps from customers.
+of a job that succeeded (the caller's own, or one its owner shared with the caller's org,
+``service/checkpoint_permissions/``). A job stopped by the safety gate has no fine-tuned model, and its checkpoints
+are never served either: an unevaluated checkpoint of an unsafe run is exactly what the gate keeps from customers.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from service.auth.service import Principal
 from service.base_models import service as base_models
+from service.checkpoint_permissions import service as checkpoint_permissions
 from service.config import Settings
 from service.errors import InvalidRequest, NotFound
 from service.inference import repository
@@ -51,7 +53,8 @@ def _job_of(session: Session, org_id: str, model: str) -> JobRow | None:
 
 
 def _checkpoint(session: Session, org_id: str, model: str) -> Target:
-    found = repository.checkpoint(session, org_id, model)
+    # A grant only stands in for ownership: the safety and readiness checks below hold for grantees too.
+    found = repository.checkpoint(session, org_id, model) or checkpoint_permissions.shared_with(session, org_id, model)
     if found is None:
         raise _not_found(model)
     ckpt, job = found

@@ -5,7 +5,19 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from service.db import session_scope
+from service.ids import new_id, now
+from service.orm import CheckpointRow
 from tests.service.helpers import upload
+
+
+def add_checkpoint(api, job) -> str:
+    """A checkpoint row as a worker writes one; the job itself is left as it is."""
+    name = f"ft:{job.model}:org:x:{job.id}:ckpt-step-2"
+    with session_scope(api.settings.database_url) as s:
+        s.add(CheckpointRow(id=new_id("ftckpt_"), job_id=job.id, step_number=2, created_at=now(),
+                            fine_tuned_model_checkpoint=name, object_prefix=f"jobs/{job.id}/checkpoints/step-2/"))
+    return name
 
 
 @pytest.fixture
@@ -13,11 +25,11 @@ def owned(api, client):
     api.register_base("tiny-aligned")
     f = upload(client)
     job = client.fine_tuning.jobs.create(model="tiny-aligned", training_file=f.id)
-    return f.id, job.id
+    return f.id, job.id, add_checkpoint(api, job)
 
 
 def test_other_org_gets_404_everywhere(api, client, owned) -> None:
-    file_id, job_id = owned
+    file_id, job_id, checkpoint = owned
     intruder = api.new_key()
     calls = [
         ("GET", f"/files/{file_id}", None),
@@ -29,6 +41,10 @@ def test_other_org_gets_404_everywhere(api, client, owned) -> None:
         ("POST", f"/fine_tuning/jobs/{job_id}/resume", None),
         ("GET", f"/fine_tuning/jobs/{job_id}/events", None),
         ("GET", f"/fine_tuning/jobs/{job_id}/checkpoints", None),
+        ("POST", f"/fine_tuning/checkpoints/{checkpoint}/permissions", {"project_ids": ["org-x"]}),
+        ("GET", f"/fine_tuning/checkpoints/{checkpoint}/permissions", None),
+        ("DELETE", f"/fine_tuning/checkpoints/{checkpoint}/permissions/cp_x", None),
+        ("POST", "/chat/completions", {"model": checkpoint, "messages": [{"role": "user", "content": "Hi"}]}),
     ]
     with httpx.Client(base_url=api.v1, headers={"Authorization": f"Bearer {intruder}"}) as http:
         for method, path, body in calls:
@@ -45,3 +61,4 @@ def test_other_org_gets_404_everywhere(api, client, owned) -> None:
     # The owner still sees everything intact.
     assert client.files.retrieve(file_id).status == "processed"
     assert client.fine_tuning.jobs.retrieve(job_id).status == "validating_files"
+    assert client.fine_tuning.checkpoints.permissions.list(checkpoint).data == []

@@ -15,6 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.db import session_scope
+from service.ids import new_id, now
+from service.orm import CheckpointRow
 from tests.live import LiveAPI, serve_asgi
 from tests.service.helpers import upload
 
@@ -58,8 +61,13 @@ def _real_ids_config(api: LiveAPI, key: str, path: Path) -> Path:
     files = [upload(client).id for _ in range(2)]
     job = client.fine_tuning.jobs.create(model="tiny-aligned", training_file=files[0])
     client.fine_tuning.jobs.cancel(job.id)
+    checkpoint = f"ft:tiny-aligned:org:x:{job.id}:ckpt-step-1"
+    with session_scope(api.settings.database_url) as s:  # as a worker leaves one, so permission calls get past 404
+        s.add(CheckpointRow(id=new_id("ftckpt_"), job_id=job.id, step_number=1, created_at=now(),
+                            fine_tuned_model_checkpoint=checkpoint, object_prefix=f"jobs/{job.id}/checkpoints/step-1/"))
     hook = client.post("/admin/webhooks", body={"url": "http://127.0.0.1:9/hook"}, cast_to=httpx.Response).json()
-    values = {"files": files, "jobs": [job.id], "models": ["tiny-aligned"], "webhooks": [hook["id"]]}
+    values = {"files": files, "jobs": [job.id], "models": ["tiny-aligned"], "webhooks": [hook["id"]],
+              "checkpoints": [checkpoint]}
     bindings = {
         "path.file_id": "files",
         "body.training_file": "files",
@@ -69,8 +77,11 @@ def _real_ids_config(api: LiveAPI, key: str, path: Path) -> Path:
         "path.model_id": "models",
         "body.model": "models",
         "path.endpoint_id": "webhooks",
+        "path.fine_tuned_model_checkpoint": "checkpoints",
     }
     values["hostile"] = HOSTILE
+    pending = client.uploads.create(bytes=100, filename="u.jsonl", mime_type="text/jsonl", purpose="fine-tune")
+    values["uploads"], bindings["path.upload_id"] = [pending.id], "uploads"
     # json.dumps of a string or a list of strings is valid TOML (same basic-string escapes).
     lines = [f"[dictionaries.{name}]\nvalues = {json.dumps(ids)}" for name, ids in values.items()]
     lines.append('[generation.dictionaries]\nstring = { dictionary = "hostile", probability = 0.1 }')

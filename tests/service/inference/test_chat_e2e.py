@@ -15,6 +15,7 @@ import openai
 import pytest
 from sqlalchemy import update
 
+from service.auth.service import authenticate
 from service.config import Settings
 from service.db import session_scope
 from service.migrate import upgrade
@@ -147,6 +148,25 @@ def test_a_gated_job_is_never_served(served: Served) -> None:
     finally:
         with session_scope(served.settings.database_url) as s:
             s.execute(update(JobRow).where(JobRow.id == served.job.id).values(status="succeeded", error=None))
+
+
+def test_a_shared_checkpoint_answers_the_grantee_until_revoked(served: Served) -> None:
+    """The real adapter, called by another org once the owner shares the checkpoint, and not after revoking."""
+    key = served.api.new_key()
+    with session_scope(served.settings.database_url) as s:
+        project = authenticate(s, f"Bearer {key}").org_id
+    grantee = served.api.client(key, _strict_response_validation=True)
+    perms = served.client.fine_tuning.checkpoints.permissions
+    grant = perms.create(served.checkpoint, project_ids=[project]).data[0]
+    try:
+        theirs, mine = ask(grantee, served.checkpoint), ask(served.client, served.checkpoint)
+        assert theirs.model == served.checkpoint
+        assert theirs.choices[0].message.content == mine.choices[0].message.content  # the same weights
+    finally:
+        perms.delete(grant.id, fine_tuned_model_checkpoint=served.checkpoint)
+    with pytest.raises(openai.NotFoundError) as err:
+        ask(grantee, served.checkpoint)
+    assert err.value.body["param"] == "model"
 
 
 def test_a_deleted_model_is_never_served(served: Served) -> None:
