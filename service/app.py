@@ -27,6 +27,7 @@ from service.models.router import router as models_router
 from service.openapi import install as install_openapi
 from service.security_headers import install as install_security_headers
 from service.storage import open_store
+from service.unsupported import router as unsupported_router
 from service.uploads.router import router as uploads_router
 from service.webhooks.router import router as webhooks_router
 
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin_jobs_router,
         webhooks_router,
         dashboard_router,
+        unsupported_router,
     ):
         app.include_router(router, prefix="/v1")
     app.include_router(dashboard_pages)
