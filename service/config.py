@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev"}
@@ -112,6 +112,14 @@ class Settings(BaseSettings):
     inference_batch_window_ms: float = 20.0  # after the first waiting request, how long to gather more
     inference_max_tokens: int = 512  # completion budget when a request gives none
 
+    # Weights & Biases (jobs' `integrations: [{"type": "wandb"}]`, worker/fine_tuning/integrations.py): a job may ask
+    # for it only when the provider sets a server URL or a key (a key alone means W&B's cloud). The key is the
+    # provider's: runs land in the entity it can write to. WANDB_MODE in the worker's env overrides wandb_mode
+    wandb_base_url: str | None = None
+    wandb_api_key: SecretStr | None = None
+    wandb_mode: Literal["online", "offline"] = "online"
+    wandb_timeout_s: float = 60.0  # W&B's init and final upload give up after this; the job goes on regardless
+
     # Secret used to sign artifact download links and webhooks; must be set outside dev.
     secret_key: str = "dev"
     # Swagger UI at /docs, honoured only with env=dev: it loads its JS from a CDN (service/docs.py)
@@ -128,6 +136,10 @@ class Settings(BaseSettings):
         if self.env != "dev" and self.secret_key.lower() in PLACEHOLDER_SECRETS:
             raise ValueError("FTAAS_SECRET_KEY must be set to a real secret outside FTAAS_ENV=dev")
         return self
+
+    @property
+    def wandb_configured(self) -> bool:
+        return bool(self.wandb_base_url) or bool(self.wandb_api_key and self.wandb_api_key.get_secret_value())
 
     @property
     def work_dir(self) -> Path:

@@ -74,7 +74,11 @@ class JobRow(Base):
     seq: Mapped[int] = mapped_column(Seq, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(40), unique=True)
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
-    model: Mapped[str] = mapped_column(String(200))
+    model: Mapped[str] = mapped_column(String(200))  # the base model trained and evaluated on, always
+    # Set when the job continues from a fine-tuned model or checkpoint: the name the customer passed as `model`
+    # (what the API shows) and the object-store folder of the adapter that training starts from.
+    parent_model: Mapped[str | None] = mapped_column(String(300), default=None)
+    parent_adapter_prefix: Mapped[str | None] = mapped_column(String(512), default=None)
     training_file: Mapped[str] = mapped_column(String(40))
     validation_file: Mapped[str | None] = mapped_column(String(40), default=None)
     status: Mapped[str] = mapped_column(String(20), index=True)

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import openai
 import uvicorn
+from pydantic import SecretStr
 
 from service.app import create_app
 from service.auth.service import create_key
@@ -74,6 +75,8 @@ def serve_asgi(app: Any) -> tuple[str, uvicorn.Server, threading.Thread]:
 def settings_env(settings: Settings, **overrides: object) -> dict[str, str]:
     """The FTAAS_* environment that makes another process see the same settings."""
     def text(v: object) -> str:
+        if isinstance(v, SecretStr):  # str() of one is its mask
+            return v.get_secret_value()
         return json.dumps(v) if isinstance(v, dict | list) else str(v)  # pydantic-settings reads complex values as JSON
 
     env = {f"FTAAS_{k.upper()}": text(v) for k, v in settings.model_dump().items() if v is not None}

@@ -18,7 +18,7 @@ from typing import Any
 
 from service.base_models.service import STORE_SCHEME  # noqa: F401  (re-exported for the runner)
 from service.config import Settings
-from service.orm import BaseModelRow
+from service.orm import BaseModelRow, JobRow
 from service.storage import ObjectStore
 from worker.evaluation import holdout_indices
 from worker.training.checkpoint import MANIFEST
@@ -63,6 +63,18 @@ def base_model_dir(settings: Settings, store: ObjectStore, base: BaseModelRow) -
 
 def job_dir(settings: Settings, job_id: str) -> Path:
     return settings.work_dir / "jobs" / job_id
+
+
+def parent_adapter_dir(settings: Settings, store: ObjectStore, job: JobRow) -> Path | None:
+    """The adapter a job continuing a fine-tuned model or checkpoint starts from, downloaded into its scratch
+    folder; None for a fresh LoRA. It comes from the prefix the API resolved at create time, without a second
+    access check: a grant revoked since does not take it from a job already accepted (service/fine_tuning/parent.py).
+    """
+    if job.parent_adapter_prefix is None:
+        return None
+    dest = _fresh(job_dir(settings, job.id) / "parent-adapter")
+    store.download_dir(job.parent_adapter_prefix, dest)
+    return dest
 
 
 def fetch_file(store: ObjectStore, key: str, dest: Path) -> Path:

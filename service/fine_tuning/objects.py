@@ -35,6 +35,25 @@ class MethodObject(ApiObject):
     supervised: SupervisedObject
 
 
+class WandbObject(ApiObject):
+    project: str
+    name: str | None
+    entity: str | None
+    tags: list[str] | None
+    run_id: str  # as OpenAI shows it: the W&B run the worker logs to, named after the job
+
+
+class IntegrationObject(ApiObject):
+    type: Literal["wandb"]
+    wandb: WandbObject
+
+    @classmethod
+    def of_job(cls, row: JobRow) -> list[IntegrationObject] | None:
+        if not row.integrations:
+            return None
+        return [cls(type="wandb", wandb=WandbObject(**i["wandb"], run_id=row.id)) for i in row.integrations]
+
+
 class FineTuningJob(ApiObject):
     id: str
     object: Literal["fine_tuning.job"] = "fine_tuning.job"
@@ -52,7 +71,7 @@ class FineTuningJob(ApiObject):
     training_file: str
     validation_file: str | None
     estimated_finish: int | None
-    integrations: list[dict[str, Any]] | None
+    integrations: list[IntegrationObject] | None
     metadata: dict[str, str] | None
     method: MethodObject
     user_provided_suffix: str | None
@@ -67,7 +86,7 @@ class FineTuningJob(ApiObject):
             fine_tuned_model=row.fine_tuned_model,
             finished_at=row.finished_at,
             hyperparameters=hp,  # type: ignore[arg-type]
-            model=row.model,
+            model=row.parent_model or row.model,  # what the customer passed, as OpenAI echoes it
             organization_id=row.org_id,
             result_files=list(row.result_files or []),
             seed=row.seed,
@@ -76,7 +95,7 @@ class FineTuningJob(ApiObject):
             training_file=row.training_file,
             validation_file=row.validation_file,
             estimated_finish=row.estimated_finish,
-            integrations=row.integrations,
+            integrations=IntegrationObject.of_job(row),
             metadata=row.job_metadata,
             method={"type": "supervised", "supervised": {"hyperparameters": hp}},  # type: ignore[arg-type]
             user_provided_suffix=row.suffix,

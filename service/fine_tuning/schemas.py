@@ -72,7 +72,7 @@ class Wandb(BaseModel):
 
 
 class Integration(BaseModel):
-    """OpenAI's shape, validated so a bad one is a 400; service.create refuses any (no wandb here)."""
+    """OpenAI's shape, validated so a bad one is a 400; service.create accepts it when the provider set up W&B."""
 
     model_config = ConfigDict(extra="forbid")
     type: Literal["wandb"]
@@ -81,7 +81,8 @@ class Integration(BaseModel):
 
 class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    model: Annotated[SafeStr, Field(min_length=1, max_length=200)]
+    # A fine-tuned model or checkpoint name (JobRow.parent_model) is longer than a base model's.
+    model: Annotated[SafeStr, Field(min_length=1, max_length=300)]
     training_file: FileId
     hyperparameters: Hyperparameters | None = None
     integrations: Annotated[list[Integration], Field(max_length=16)] | None = None

@@ -15,7 +15,7 @@ from service.broker import enqueue_job
 from service.config import Settings
 from service.errors import InvalidRequest, NotFound
 from service.files import repository as files
-from service.fine_tuning import hyperparameters, repository
+from service.fine_tuning import hyperparameters, parent, repository
 from service.fine_tuning.schemas import JobCreate
 from service.ids import new_id, now
 from service.orm import FileRow, JobRow
@@ -45,8 +45,10 @@ def _training_file(session: Session, principal: Principal, file_id: str, param: 
     return row
 
 
-def _validate(session: Session, settings: Settings, principal: Principal, body: JobCreate) -> tuple[str, int]:
-    """Check everything checkable at create time; returns (gpu_class, n training examples)."""
+def _validate(
+    session: Session, settings: Settings, principal: Principal, body: JobCreate
+) -> tuple[parent.StartingPoint, int]:
+    """Check everything checkable at create time; returns (what training starts from, n training examples)."""
     if body.method is not None and body.method.type != "supervised":
         raise InvalidRequest(
             f"Method '{body.method.type}' is not offered: this service runs only supervised fine-tuning, with "
@@ -54,24 +56,16 @@ def _validate(session: Session, settings: Settings, principal: Principal, body: 
             param="method.type",
             code="unsupported_method",
         )
-    if body.integrations:
-        raise InvalidRequest("Integrations (wandb) are not supported by this service.", param="integrations")
-    base = base_models.usable(session, settings, body.model)
-    if base is None and body.model.startswith("ft:"):
-        # The worker trains a fresh LoRA on a base model; it cannot yet start from an existing adapter.
+    if body.integrations and not settings.wandb_configured:
         raise InvalidRequest(
-            f"Fine-tuning from a fine-tuned model or checkpoint ('{body.model}') is not supported yet: start from "
-            "one of the provider's pre-aligned base models listed by GET /v1/models.",
-            param="model",
-            code="model_not_available",
+            "Integrations of type 'wandb' are unavailable: the provider has not configured W&B (Weights & Biases) "
+            "for this service.",
+            param="integrations",
         )
-    if base is None:
-        raise InvalidRequest(
-            f"Model '{body.model}' is not available for fine-tuning. Use one of the provider's pre-aligned base "
-            "models listed by GET /v1/models.",
-            param="model",
-            code="model_not_available",
-        )
+    if body.integrations and len(body.integrations) > 1:
+        # One W&B run per job: its run id is the job id, which is how a resumed job continues the same run
+        raise InvalidRequest("At most one wandb integration per job.", param="integrations")
+    start = parent.resolve(session, settings, principal, body.model)
     training = _training_file(session, principal, body.training_file, "training_file")
     if body.validation_file == body.training_file:
         raise InvalidRequest(
@@ -81,7 +75,7 @@ def _validate(session: Session, settings: Settings, principal: Principal, body: 
         )
     if body.validation_file:
         _training_file(session, principal, body.validation_file, "validation_file")
-    return base.gpu_class, training.examples or 0
+    return start, training.examples or 0
 
 
 def _request_hash(body: JobCreate) -> str:
@@ -100,11 +94,13 @@ def create(
         existing = repository.get_by_idempotency_key(session, principal.org_id, idempotency_key)
         if existing is not None:
             return _replay(existing, digest)
-    gpu_class, n_examples = _validate(session, settings, principal, body)
+    start, n_examples = _validate(session, settings, principal, body)
     job = JobRow(
         id=new_id("ftjob-"),
         org_id=principal.org_id,
-        model=body.model,
+        model=start.base.name,
+        parent_model=start.parent_model,
+        parent_adapter_prefix=start.adapter_prefix,
         training_file=body.training_file,
         validation_file=body.validation_file,
         status="validating_files",
@@ -113,6 +109,7 @@ def create(
         suffix=body.suffix,
         seed=body.seed if body.seed is not None else random.randrange(2**31),
         job_metadata=body.metadata,
+        integrations=[i.model_dump(mode="json") for i in body.integrations] if body.integrations else None,
         created_at=now(),
         idempotency_key=idempotency_key,
         request_hash=digest,
@@ -128,7 +125,7 @@ def create(
         return _replay(existing, digest)
     repository.add_event(session, job.id, f"Created fine-tuning job: {job.id}")
     repository.add_event(session, job.id, f"Validating training file: {job.training_file}")
-    enqueue_job(session, settings, job.id, gpu_class)
+    enqueue_job(session, settings, job.id, start.base.gpu_class)
     return job
 
 

@@ -1,4 +1,5 @@
-"""Which weights a `model` name may be served with, and which backend serves them.
+"""Which weights a `model` name may be served with (or a job may continue from, ``service/fine_tuning/parent.py``),
+and which backend serves them.
 
 Safe by construction: only a base model that jobs may use, a fine-tuned model that passed the safety evaluation
 (its ``FineTunedModelRow`` exists only then, ``worker/fine_tuning/outcome.py``) and is not deleted, or a checkpoint

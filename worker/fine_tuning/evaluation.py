@@ -38,6 +38,10 @@ from worker.training.trainer import load_adapter_model
 
 @dataclass
 class JobEvalInputs:
+    """``base_*`` is the pre-aligned base model, also for a job that continued from a fine-tuned model or
+    checkpoint: the safety gate measures drift from the aligned reference, so a chain of jobs cannot each drift a
+    little past its parent until the sum is unsafe. ``adapter_dir`` is the job's whole adapter on that base."""
+
     job_id: str
     model_name: str
     base_name: str

@@ -22,6 +22,7 @@ from service.ids import new_id, now
 from service.orm import BaseModelRow, CheckpointRow, JobRow
 from service.storage import ObjectStore
 from worker import artifacts
+from worker.fine_tuning import integrations
 from worker.fine_tuning.evaluation import JobEvalInputs
 from worker.fine_tuning.outcome import finish, owned, succeed
 from worker.leases import Lease, LeaseLost, claim_job, job_heartbeat, renew_job
@@ -121,8 +122,8 @@ def run_job(settings: Settings, store: ObjectStore, job_id: str, worker_id: str)
     if lease is None:
         return "skipped"
     try:
-        with job_heartbeat(settings, lease):
-            return _train(settings, store, lease)
+        with job_heartbeat(settings, lease), integrations.tracking(settings, lease) as tracker:
+            return _train(settings, store, lease, tracker)
     except LeaseLost:
         log.warning("lost the lease on %s; another worker owns it now", job_id)
         return "lease-lost"
@@ -205,7 +206,7 @@ class _Reporter:
             jobs.add_event(session, self.job.id, f"Checkpoint saved at step {step}")
 
 
-def _train(settings: Settings, store: ObjectStore, lease: Lease) -> str:
+def _train(settings: Settings, store: ObjectStore, lease: Lease, tracker: integrations.Tracker) -> str:
     job, base_dir, train_path, valid_path, base_version = _local_inputs(settings, store, lease.job_id)
     hp = job.hyperparameters
     resume, resume_step = _resume_point(settings, store, lease) or (None, 0)
@@ -235,10 +236,12 @@ def _train(settings: Settings, store: ObjectStore, lease: Lease) -> str:
         max_seq_len=settings.max_seq_len,
         checkpoint_every=settings.checkpoint_every,
         resume_from=resume,
+        init_adapter_dir=artifacts.parent_adapter_dir(settings, store, job),
     )
     reporter = _Reporter(settings, store, lease, job, ft_name)
     stop = lambda: renew_job(settings, lease)  # noqa: E731  (the pending "cancel"/"pause", or LeaseLost)
-    result = train(cfg, on_step=reporter.on_step, on_checkpoint=reporter.on_checkpoint, should_stop=stop)
+    on_step = tracker.observe(reporter.on_step)  # W&B gets every step's metrics row; events every metrics_every
+    result = train(cfg, on_step=on_step, on_checkpoint=reporter.on_checkpoint, should_stop=stop)
     if result.stopped == "cancel":
         finish(settings, lease, "cancelled", f"Fine-tuning job cancelled at step {result.steps}")
     elif result.stopped == "pause":

@@ -49,6 +49,9 @@ class TrainConfig:
     eval_every: int = 0  # steps between validation passes; 0 = at checkpoints and at the end
     max_valid_examples: int = 256
     resume_from: Path | None = None
+    # A saved PEFT adapter to continue training (fine-tuning a fine-tuned model); None = a fresh LoRA. Its own
+    # rank, alpha, dropout and target modules win over the lora_* fields above.
+    init_adapter_dir: Path | None = None
     tau: float = 1.0
     ratio: Ratio = "mean_token"
     refusals: list[str] | None = None

@@ -59,6 +59,17 @@ def add_lora(
     return get_peft_model(model, config)
 
 
+def continue_lora(model: nn.Module, adapter_dir: Path, gradient_checkpointing: bool = False) -> nn.Module:
+    """Freeze the base and load a saved PEFT LoRA onto it as trainable. The adapter's own config (rank, alpha,
+    dropout, target modules) applies: its weights only fit the shapes and modules they were trained with."""
+    from peft import PeftModel
+
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    return PeftModel.from_pretrained(model, adapter_dir, is_trainable=True)
+
+
 def trainable_lora(
     base_model_dir: Path,
     device: torch.device,
@@ -71,10 +82,15 @@ def trainable_lora(
     learning_rate: float,
     weight_decay: float,
     gradient_checkpointing: bool = False,
+    init_adapter_dir: Path | None = None,
 ) -> tuple[nn.Module, list[nn.Parameter], torch.optim.Optimizer]:
-    """The base model with a fresh LoRA in train mode, its trainable parameters and an AdamW over them."""
+    """The base model with a LoRA in train mode, its trainable parameters and an AdamW over them. The LoRA is
+    fresh, or the one saved in ``init_adapter_dir`` (whose config then wins over ``rank``/``alpha``/…)."""
     model = load_base_model(Path(base_model_dir), device, dtype)
-    model = add_lora(model, rank, alpha, dropout, target_modules, gradient_checkpointing)
+    if init_adapter_dir is not None:
+        model = continue_lora(model, Path(init_adapter_dir), gradient_checkpointing)
+    else:
+        model = add_lora(model, rank, alpha, dropout, target_modules, gradient_checkpointing)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     return model, params, torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)

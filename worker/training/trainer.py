@@ -71,8 +71,12 @@ def evaluate(model: nn.Module, examples: Sequence[ChatExample], batch_size: int,
 
 
 def _fingerprint(cfg: TrainConfig) -> str:
-    """What must not change between a run and its resume (same data, same batches, same objective)."""
+    """What must not change between a run and its resume (same data, same batches, same objective, same
+    starting adapter)."""
     digest = hashlib.sha256(Path(cfg.train_file).read_bytes())
+    if cfg.init_adapter_dir is not None:
+        for path in sorted(p for p in Path(cfg.init_adapter_dir).rglob("*") if p.is_file()):
+            digest.update(path.relative_to(cfg.init_adapter_dir).as_posix().encode() + path.read_bytes())
     for value in (
         cfg.batch_size,
         cfg.micro_batch_size,
@@ -188,7 +192,9 @@ def train(
     on_checkpoint: OnCheckpoint | None = None,
     should_stop: ShouldStop | None = None,
 ) -> TrainResult:
-    """Fine-tune a fresh LoRA on ``cfg.base_model_dir`` with Antibody's weighted objective (always on)."""
+    """Fine-tune a LoRA on ``cfg.base_model_dir`` with Antibody's weighted objective (always on): a fresh one, or
+    the adapter in ``cfg.init_adapter_dir`` trained further (the weights Antibody scores with are the ones being
+    trained either way)."""
     device = pick_device(cfg.device)
     dtype = pick_dtype(cfg.dtype, device)
     torch.manual_seed(cfg.seed)
@@ -204,6 +210,7 @@ def train(
         learning_rate=cfg.base_learning_rate * cfg.learning_rate_multiplier,
         weight_decay=cfg.weight_decay,
         gradient_checkpointing=cfg.gradient_checkpointing,
+        init_adapter_dir=cfg.init_adapter_dir,
     )
     run = FineTuneRun(cfg, model, params, optimizer, examples, valid, pad_id, device)
     output_dir = Path(cfg.output_dir)

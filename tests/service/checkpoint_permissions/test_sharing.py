@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-import httpx
 import openai
 import pytest
 from fastapi import FastAPI
@@ -117,10 +116,3 @@ def test_the_permissions_api_is_the_owners_alone(api, owner: Org, checkpoint: st
         other.client.fine_tuning.checkpoints.permissions.delete(grant.id, fine_tuned_model_checkpoint=mine)
     assert error_of(err.value)["param"] == "permission_id"
     assert [p.id for p in owner.client.fine_tuning.checkpoints.permissions.list(checkpoint).data] == [grant.id]
-
-
-def test_fine_tuning_from_a_checkpoint_is_a_clear_400(api, owner: Org, checkpoint: str) -> None:
-    with httpx.Client(base_url=api.v1, headers={"Authorization": f"Bearer {owner.client.api_key}"}) as http:
-        r = http.post("/fine_tuning/jobs", json={"model": checkpoint, "training_file": "file-x"})
-    assert r.status_code == 400 and r.json()["error"]["param"] == "model", r.text
-    assert "not supported" in r.json()["error"]["message"]
