@@ -197,6 +197,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=None, help="timed uploads (default 3; 1 with --chunked)")
     ap.add_argument("--chunked", action="store_true", help="use the Uploads API (upload_file_chunked)")
     ap.add_argument("--parts", type=int, default=4, help="with --chunked: how many parts (at least 3)")
+    ap.add_argument("--also-running", default="nothing else", help="what else used the machine (recorded)")
     args = ap.parse_args()
     megabytes = args.mb or (200 if args.chunked else 100)
     runs = args.runs or (1 if args.chunked else 3)
@@ -218,6 +219,7 @@ def main() -> None:
             "bytes": size,
             "best_mb_per_s": best["mb_per_s"],
             "max_peak_rss_growth_mb": max(r["peak_rss_growth_mb"] for r in result["runs"]),
+            "also_running": args.also_running,
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         }
     )
