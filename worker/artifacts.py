@@ -48,16 +48,25 @@ def base_model_dir(settings: Settings, store: ObjectStore, base: BaseModelRow) -
     final = root / base_model_version(base)
     if (final / "config.json").is_file():
         return final
-    tmp = _fresh(root / f".{final.name}.{uuid.uuid4().hex}")
-    store.download_dir(base.path.removeprefix(STORE_SCHEME).rstrip("/") + "/", tmp)
-    try:
-        os.replace(tmp, final)  # another worker on this machine may have won the race; theirs is as good
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
+    fetch_dir(store, base.path.removeprefix(STORE_SCHEME).rstrip("/") + "/", final)
     versions = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=os.path.getmtime)
     for old in versions[:-2]:
         if old != final:
             shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def fetch_dir(store: ObjectStore, prefix: str, final: Path) -> Path:
+    """Download ``prefix`` into ``final`` through a sibling temp folder, so no reader ever sees half a folder.
+
+    Another process on this machine may publish the same folder first; its bytes are the same, so it wins.
+    """
+    tmp = _fresh(final.parent / f".{final.name}.{uuid.uuid4().hex}")
+    store.download_dir(prefix, tmp)
+    try:
+        os.replace(tmp, final)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 

@@ -9,9 +9,6 @@ a local folder path, as vLLM reads it.
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 from service.base_models import service as base_models
@@ -39,14 +36,7 @@ def adapter_resolver(settings: Settings, store: ObjectStore):
             return final
         if not store.exists(prefix + "adapter_config.json"):
             raise FileNotFoundError(f"no adapter at {lora_path}")
-        tmp = cache / f".{final.name}.{uuid.uuid4().hex}"
-        tmp.mkdir(parents=True)
-        store.download_dir(prefix, tmp)
-        try:
-            os.replace(tmp, final)
-        except OSError:  # a concurrent load published it first; theirs is the same bytes
-            shutil.rmtree(tmp, ignore_errors=True)
-        return final
+        return artifacts.fetch_dir(store, prefix, final)
 
     return resolve
 
