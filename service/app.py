@@ -23,8 +23,12 @@ from service.fine_tuning.router import router as jobs_router
 from service.inference.backends import Backends
 from service.inference.router import router as inference_router
 from service.inflight import InflightLimit
+from service.metrics.router import install as install_metrics
 from service.models.router import router as models_router
 from service.openapi import install as install_openapi
+from service.quotas.router import router as quotas_router
+from service.request_id import bind_route_ids
+from service.request_id import install as install_request_id
 from service.security_headers import install as install_security_headers
 from service.storage import open_store
 from service.unsupported import router as unsupported_router
@@ -48,7 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         lifespan=_lifespan,
-        dependencies=[Depends(reject_nul)],
+        dependencies=[Depends(bind_route_ids), Depends(reject_nul)],
     )
     app.state.settings = settings
     app.state.store = open_store(settings.storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region)
@@ -60,6 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)
     install_docs(app, settings)
     install_security_headers(app)
+    install_metrics(app, settings)  # outside the in-flight bound and body guard, so their refusals count
+    install_request_id(app)  # outermost: every answer, early or not, carries X-Request-ID
     for router in (
         files_router,
         uploads_router,
@@ -69,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         inference_router,
         base_models_router,
         admin_jobs_router,
+        quotas_router,
         webhooks_router,
         dashboard_router,
         unsupported_router,

@@ -8,11 +8,13 @@ import sys
 import click
 import uvicorn
 
+from service import logs
 from service.auth.service import create_key
 from service.base_models import repository, service
 from service.config import get_settings
 from service.db import session_scope
 from service.errors import AppError
+from service.metrics.http import multiprocess_dir, prepare_multiprocess
 from service.migrate import upgrade
 from service.storage import open_store
 
@@ -28,6 +30,9 @@ def main() -> None:
 @click.option("--workers", default=1, show_default=True, type=int, help="uvicorn worker processes")
 def serve(host: str, port: int, workers: int) -> None:
     """Run the API server (uvicorn)."""
+    settings = get_settings()
+    if workers > 1 or multiprocess_dir():  # every process's request counts, whichever one is scraped
+        prepare_multiprocess(settings.home / "prometheus")
     # Open event streams would otherwise hold a shutdown for up to FTAAS_STREAM_MAX_S; followers reconnect.
     uvicorn.run(
         "service.app:create_app",
@@ -35,7 +40,9 @@ def serve(host: str, port: int, workers: int) -> None:
         host=host,
         port=port,
         workers=workers,
-        log_level="info",
+        log_level=settings.log_level.lower(),
+        log_config=logs.dict_config(settings.log_format, settings.log_level),
+        access_log=False,  # service/request_id.py writes one access line per request, with its ids
         timeout_graceful_shutdown=10,
     )
 
@@ -119,6 +126,9 @@ _register_worker_commands()
 from service.webhooks.cli import webhooks  # noqa: E402  (click only; commands import lazily)
 
 main.add_command(webhooks)
+from service.quotas.cli import quotas  # noqa: E402  (click only; commands import lazily)
+
+main.add_command(quotas)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,25 @@ class Settings(BaseSettings):
     requeue_after_s: float = 600.0  # re-send a queued job's task if no worker took it for this long
     task_time_limit_s: int = 48 * 3600  # hard limit per job task; Redis visibility_timeout is set above it
     worker_gpu_classes: str = "default"  # comma-separated queues (gpu.<class>) a worker consumes
+    # Prometheus port of each `ftaas worker` process (worker/metrics.py); 0 = none. One per process: several
+    # workers on one host need `ftaas worker --metrics-port` each
+    worker_metrics_port: int = 0
+
+    # Logs (service/logs.py): auto = text when stderr is a terminal, JSON lines otherwise
+    log_format: Literal["auto", "json", "text"] = "auto"
+    log_level: str = "INFO"
+    progress_interval_s: float = 30.0  # long work not on a terminal prints a progress line at least this often
+
+    # Per-org quotas (service/quotas/): the provider's defaults, None = no limit; `ftaas quotas set` or PUT
+    # /v1/admin/orgs/{org}/quotas overrides them per org. Counters are fixed windows in Redis (quota_redis_url, else
+    # broker_url when that is redis://) or, embedded, in the database. Over a limit: 429 with retry-after
+    quota_running_jobs: int | None = None  # jobs running at once; more stay queued (checked at claim)
+    quota_queued_jobs: int | None = None  # validating_files + queued; job create answers 429 beyond
+    quota_upload_bytes_per_day: int | None = None  # POST /v1/files bodies and /v1/uploads' declared bytes, UTC day
+    quota_requests_per_minute: int | None = None  # authenticated /v1 requests per org and window
+    quota_request_window_s: int = 60  # that window (tests shorten it)
+    quota_queued_retry_after_s: int = 30  # a queued job takes minutes to start; the SDK waits this long first
+    quota_redis_url: str | None = None
 
     # Requests handled at once per API process; the rest wait on the event loop, then 503 (service/inflight.py).
     # Must stay below both Starlette's 40 threads and service.db.POOL_CAPACITY (50).
@@ -119,6 +138,13 @@ class Settings(BaseSettings):
     wandb_api_key: SecretStr | None = None
     wandb_mode: Literal["online", "offline"] = "online"
     wandb_timeout_s: float = 60.0  # W&B's init and final upload give up after this; the job goes on regardless
+
+    # GET /metrics (Prometheus, service/metrics/): "open" because Prometheus scrapes it from the private network
+    # with no secret to hand out, and it shows counts and org names, never keys or data; "admin" asks for an admin
+    # bearer key (for an API port that faces the internet; give Prometheus that key); "off" removes the route
+    metrics_access: Literal["open", "admin", "off"] = "open"
+    metrics_cache_s: float = 5.0  # DB-derived metrics are read at most this often, however many scrapers ask
+    metrics_recent_jobs: int = 500  # the newest jobs the queue/run time, tokens/s and HS/FA distributions cover
 
     # Secret used to sign artifact download links and webhooks; must be set outside dev.
     secret_key: str = "dev"

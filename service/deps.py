@@ -9,9 +9,11 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPBearer
 from sqlalchemy.orm import Session
 
+from service import logs
 from service.auth.service import Principal, authenticate, require_admin
 from service.config import Settings
 from service.db import session_scope
+from service.quotas import service as quotas
 from service.storage import ObjectStore
 
 
@@ -41,8 +43,13 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 _bearer = HTTPBearer(auto_error=False, scheme_name="bearerAuth")
 
 
-def get_principal(request: Request, session: SessionDep, _: Annotated[object, Security(_bearer)]) -> Principal:
-    return authenticate(session, request.headers.get("authorization"))
+def get_principal(
+    request: Request, session: SessionDep, settings: SettingsDep, _: Annotated[object, Security(_bearer)]
+) -> Principal:
+    principal = authenticate(session, request.headers.get("authorization"))
+    logs.bind(org_id=principal.org_id)
+    quotas.check_request(session, settings, principal.org_id)  # every authenticated route counts, admin ones too
+    return principal
 
 
 CurrentOrg = Annotated[Principal, Depends(get_principal)]

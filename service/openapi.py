@@ -31,13 +31,16 @@ ERROR_SCHEMA = {
     },
 }
 
+RETRY_AFTER = {"description": "Seconds to wait before retrying", "required": True, "schema": {"type": "integer"}}
+
 _REASONS = {
     400: "Invalid request (OpenAI's invalid_request_error), including every validation error",
     401: "Missing, malformed or unknown API key",
     403: "The key is not an admin key",
     404: "No such object in the caller's org (another org's object looks exactly like a missing one)",
     413: "Body larger than the server's limit (uploads: FTAAS_MAX_UPLOAD_BYTES; JSON bodies: 4 MiB)",
-    429: "Too many concurrent requests of this kind (see `retry-after`)",
+    429: "An org quota (requests per minute, queued jobs, upload bytes per day) or a bound on concurrent requests of "
+    "this kind; `retry-after` says when to retry",
     502: "The inference backend failed or sent a malformed answer",
     503: "The inference backend is saturated (see `retry-after`)",
 }
@@ -55,7 +58,7 @@ _EXTRA: list[tuple[str, str, list[int]]] = [
 def _error_codes(method: str, path: str, operation: dict[str, Any]) -> list[int]:
     codes = [400]
     if operation.get("security") is not None:
-        codes.append(401)
+        codes += [401, 429]  # every authenticated request counts against its org's requests-per-minute quota
     if path.startswith("/v1/admin/"):
         codes.append(403)
     if "{" in path:
@@ -75,9 +78,10 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
             for code in _error_codes(method, path, operation):
-                responses.setdefault(
-                    str(code), {"description": _REASONS[code], "content": {"application/json": {"schema": ref}}}
-                )
+                response = {"description": _REASONS[code], "content": {"application/json": {"schema": ref}}}
+                if code == 429:
+                    response["headers"] = {"retry-after": RETRY_AFTER}
+                responses.setdefault(str(code), response)
     schemas = schema["components"]["schemas"]
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)

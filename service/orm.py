@@ -101,12 +101,16 @@ class JobRow(Base):
     lease_expires_at: Mapped[float | None] = mapped_column(default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     enqueued_at: Mapped[float | None] = mapped_column(default=None)
+    claimed_at: Mapped[float | None] = mapped_column(default=None)  # last claim: fair scheduling's round-robin
     evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)  # HS/FA summary of report.json
     worker_id: Mapped[str | None] = mapped_column(String(200), default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
     request_hash: Mapped[str | None] = mapped_column(String(64), default=None)
 
-    __table_args__ = (Index("uq_fine_tuning_jobs_org_idempotency", "org_id", "idempotency_key", unique=True),)
+    __table_args__ = (
+        Index("uq_fine_tuning_jobs_org_idempotency", "org_id", "idempotency_key", unique=True),
+        Index("ix_fine_tuning_jobs_org_claimed", "org_id", "claimed_at"),  # an org's last claim, per claim
+    )
 
 
 class JobEventRow(Base):
@@ -273,3 +277,23 @@ class UploadPartRow(Base):
     bytes: Mapped[int] = mapped_column(BigInteger)
     object_key: Mapped[str] = mapped_column(String(512))
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class OrgQuotaRow(Base):
+    """The provider's per-org override of the quota_* settings (service/quotas/); a null keeps the default."""
+    __tablename__ = "org_quotas"
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
+    running_jobs: Mapped[int | None] = mapped_column(Integer, default=None)
+    queued_jobs: Mapped[int | None] = mapped_column(Integer, default=None)
+    upload_bytes_per_day: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer, default=None)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class QuotaUsageRow(Base):
+    """A fixed-window quota counter when there is no Redis (embedded): one row per org, counter and window."""
+    __tablename__ = "quota_usage"
+    org_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    counter: Mapped[str] = mapped_column(String(40), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

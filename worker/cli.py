@@ -14,16 +14,18 @@ import uuid
 from pathlib import Path
 
 import click
+from celery.signals import setup_logging
 
-from service import broker
+from service import broker, logs
 from service.config import Settings, get_settings
 from service.migrate import upgrade
 from service.orm import AlignmentRow, FileScreenRow
 from worker import leases, registry
+from worker import metrics as worker_metrics
 from worker.alignment.demo import DEMO_MODEL, prepare
 from worker.alignment.spec import AlignmentSpec
 from worker.celery_app import app_for
-from worker.progress import rich_progress
+from worker.progress import settings_reporter
 from worker.store import store_for
 
 log = logging.getLogger(__name__)
@@ -53,14 +55,17 @@ def start_sweeper(settings: Settings, info: registry.WorkerInfo | None = None) -
 @click.option("--gpu-class", "gpu_classes", default=None, help="comma-separated GPU classes (queues gpu.<class>)")
 @click.option("--name", default=None, help="worker node name (default: ftaas-<random>@host)")
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker_command(gpu_classes: str | None, name: str | None, loglevel: str) -> None:
+@click.option("--metrics-port", type=int, default=None, help="Prometheus port (FTAAS_WORKER_METRICS_PORT; 0 = off)")
+def worker_command(gpu_classes: str | None, name: str | None, loglevel: str, metrics_port: int | None) -> None:
     """Run one worker process: one job at a time (one per GPU), Antibody training, leases and checkpoints."""
     from worker.fine_tuning import runner  # torch/transformers: loaded by a worker now, not by `ftaas --help`
 
     settings = get_settings()
     upgrade(settings.database_url)
+    logs.configure_from_settings(settings, loglevel)
+    # Celery leaves logging alone when a setup_logging receiver exists: its lines keep the one format and ids.
+    setup_logging.connect(lambda **_: logs.configure_from_settings(settings, loglevel), weak=False)
     runner.warm_up(settings, store_for(settings))
-    logging.basicConfig(level=loglevel)
     classes = [c.strip() for c in (gpu_classes or settings.worker_gpu_classes).split(",") if c.strip()]
     queues = [f"gpu.{c}" for c in classes]
     # Celery would expand %h the same way; naming the node here lets the registry row match the runs' worker_id.
@@ -69,6 +74,8 @@ def worker_command(gpu_classes: str | None, name: str | None, loglevel: str) -> 
     registry.beat(settings, info)
     registry.track_tasks(settings, info)
     start_sweeper(settings, info)
+    if port := settings.worker_metrics_port if metrics_port is None else metrics_port:
+        worker_metrics.serve(port, {"worker": info.id, "hostname": info.hostname, "gpu_classes": info.gpu_classes})
     app_for(settings).worker_main(
         [
             "worker",
@@ -91,6 +98,7 @@ def up_command(host: str, port: int) -> None:
     # The embedded default is a local trial: dev mode on purpose (the dashboard needs that with the dev secret).
     os.environ.setdefault("FTAAS_ENV", "dev")
     settings = get_settings()
+    logs.configure_from_settings(settings)
     prepare(settings, public_url=f"http://{host}:{port}")
     cli = [sys.executable, "-m", "service.cli"]
     children = [subprocess.Popen([*cli, "worker"])]
@@ -150,7 +158,9 @@ def align_command(
     )
     settings = get_settings()
     upgrade(settings.database_url)
-    row = run_and_publish(settings, spec, progress=rich_progress())
+    logs.configure_from_settings(settings)
+    with settings_reporter(settings) as progress:
+        row = run_and_publish(settings, spec, progress=progress)
     click.echo(json.dumps(row))
 
 

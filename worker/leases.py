@@ -95,7 +95,9 @@ def claim_job(settings: Settings, job_id: str, worker_id: str) -> Lease | None:
             ):
                 jobs.add_event(session, job_id, "Fine-tuning job failed: too many worker losses", level="error")
             return None
-        lease = {"lease_token": token, "lease_expires_at": time.time() + settings.lease_seconds}
+        if not jobs.org_has_room(session, job_id, at, settings.quota_running_jobs):
+            return None  # the org is at its running-jobs limit: the job stays queued
+        lease = {"lease_token": token, "lease_expires_at": time.time() + settings.lease_seconds, "claimed_at": at}
         if not jobs.take_lease(session, job_id, at, attempts=attempt, worker_id=worker_id, **lease):
             return None
     return Lease(job_id, token, attempt)

@@ -19,7 +19,9 @@ from service.orm import (
 )
 
 
-def count_by_status(session: Session, table: type[JobRow] | type[FileScreenRow]) -> dict[str, int]:
+def count_by_status(
+    session: Session, table: type[JobRow] | type[FileScreenRow] | type[AlignmentRow]
+) -> dict[str, int]:
     rows = session.execute(select(table.status, func.count()).group_by(table.status)).all()
     return {status: n for status, n in rows}
 

@@ -21,7 +21,7 @@ from service.dashboard.schemas import (
     Worker,
     WorkerJob,
 )
-from service.orm import FileScreenRow, JobRow, WorkerRow
+from service.orm import AlignmentRow, BaseModelRow, FileScreenRow, JobRow, WorkerRow
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +37,8 @@ def snapshot(session: Session, settings: Settings) -> Dashboard:
     base_rows = repository.base_models(session)
     worker_rows = repository.workers(session, WORKERS_SHOWN)
     alignment_rows = repository.recent_alignments(session, ALIGNMENTS_SHOWN)
-    gpu_classes = (
-        {r.gpu_class for r in base_rows}
-        | {c for w in worker_rows for c in _classes(w.gpu_classes)}
-        | {a.gpu_class for a in alignment_rows if a.status == "queued"}
-    )
-    workers = _workers(session, settings, worker_rows, at)
+    gpu_classes = gpu_classes_of(base_rows, worker_rows, alignment_rows)
+    workers = worker_states(session, settings, worker_rows, at)
     return Dashboard(
         generated_at=at,
         lease_seconds=settings.lease_seconds,
@@ -53,6 +49,17 @@ def snapshot(session: Session, settings: Settings) -> Dashboard:
         base_models=[BaseModelSummary.from_row(r) for r in base_rows],
         screens_by_status=repository.count_by_status(session, FileScreenRow),
         inference=inference.backends(settings),
+    )
+
+
+def gpu_classes_of(
+    base_rows: list[BaseModelRow], worker_rows: list[WorkerRow], alignment_rows: list[AlignmentRow]
+) -> set[str]:
+    """Every GPU class a base model, a worker or a waiting alignment names: the queues worth watching."""
+    return (
+        {r.gpu_class for r in base_rows}
+        | {c for w in worker_rows for c in _classes(w.gpu_classes)}
+        | {a.gpu_class for a in alignment_rows if a.status == "queued"}
     )
 
 
@@ -72,12 +79,12 @@ def _queues(session: Session, settings: Settings, names: list[str], workers: lis
     return Queues(
         broker=queues.broker_kind(settings.broker_url),
         broker_error=error,
-        queues=[QueueDepth(name=n, waiting=counts.get(n), live_workers=_consumers(n, workers)) for n in names],
+        queues=[QueueDepth(name=n, waiting=counts.get(n), live_workers=consumers(n, workers)) for n in names],
         jobs_by_status=repository.count_by_status(session, JobRow),
     )
 
 
-def _consumers(queue: str, workers: list[Worker]) -> int:
+def consumers(queue: str, workers: list[Worker]) -> int:
     """Every worker consumes the webhooks queue and the gpu.<class> queues of its classes."""
     return sum(w.alive and (queue == WEBHOOKS_QUEUE or queue in map(queue_for, w.gpu_classes)) for w in workers)
 
@@ -86,7 +93,7 @@ def _classes(gpu_classes: str) -> list[str]:
     return [c.strip() for c in gpu_classes.split(",") if c.strip()]
 
 
-def _workers(session: Session, settings: Settings, rows: list[WorkerRow], at: float) -> list[Worker]:
+def worker_states(session: Session, settings: Settings, rows: list[WorkerRow], at: float) -> list[Worker]:
     running: dict[str, list[WorkerJob]] = {}
     for job_id, model, status, worker_id in repository.running_jobs(session):
         running.setdefault(worker_id or "", []).append(WorkerJob(id=job_id, model=model, status=status))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from functools import partial
 
 from fastapi import Request
 from sqlalchemy.orm import Session
@@ -18,6 +19,7 @@ from service.files.multipart import Event, FormFields, MultipartStream, PartEnd,
 from service.files.validation import ChatJSONLValidator, ValidationResult
 from service.ids import new_id, now
 from service.orm import FileRow
+from service.quotas import service as quotas
 from service.storage import ObjectStore, ObjectWriter
 
 UPLOAD_PURPOSES = ("fine-tune",)
@@ -123,8 +125,11 @@ def _body_overhead(settings: Settings) -> int:
 class _UploadForm:
     """One upload's parts as they arrive: fields into bounded memory, the `file` part straight into a _FileSink."""
 
-    def __init__(self, store: ObjectStore, key: str, settings: Settings) -> None:
+    def __init__(
+        self, store: ObjectStore, key: str, settings: Settings, reserve: Callable[[int], None] | None = None
+    ) -> None:
         self.store, self.key, self.settings = store, key, settings
+        self.reserve = reserve  # counts the file's bytes against the org's daily quota as they arrive
         self.fields = FormFields(settings.max_form_fields, settings.max_form_field_bytes)
         self.sink: _FileSink | None = None
         self.filename = ""
@@ -170,6 +175,8 @@ class _UploadForm:
 
     async def flush(self) -> None:
         if self._pending and self.sink is not None:
+            if self.reserve is not None:
+                await run_in_threadpool(self.reserve, len(self._pending))
             await run_in_threadpool(self.sink.write, bytes(self._pending))
             self._pending.clear()
 
@@ -187,8 +194,12 @@ async def upload(
     declared = request.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > limit + _body_overhead(settings):
         raise PayloadTooLarge(f"File exceeds the maximum upload size of {limit} bytes.", param="file")
+    reserve = partial(quotas.reserve_upload_bytes, session, settings, principal.org_id, param="file")
+    sized = declared.isascii() and declared.isdigit()
+    if sized:  # the body's declared size bounds the file's: the quota is checked before anything is read
+        await run_in_threadpool(reserve, int(declared))
     file_id = new_id("file-")
-    form = _UploadForm(store, object_key(file_id), settings)
+    form = _UploadForm(store, object_key(file_id), settings, None if sized else reserve)
     try:
         await form.read(request.stream(), MultipartStream(boundary, settings.max_part_header_bytes))
         purpose = _check_purpose(form.fields)

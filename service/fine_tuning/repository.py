@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Exists, exists, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Exists, exists, func, literal, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from service.ids import new_id, now
-from service.orm import BaseModelRow, CheckpointRow, JobEventRow, JobRow
+from service.orm import BaseModelRow, CheckpointRow, JobEventRow, JobRow, OrgQuotaRow, OrgRow
 from service.pagination import page
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -158,6 +158,55 @@ def take_lease(session: Session, job_id: str, at: float, **lease: Any) -> bool:
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
     return moved == 1
+
+
+def _org_running(at: float) -> Any:
+    """Per candidate row: its org's jobs running under a live lease (an expired one is as good as queued)."""
+    other = aliased(JobRow)
+    where = (other.org_id == JobRow.org_id, other.status == "running", other.lease_expires_at >= at)
+    return select(func.count()).select_from(other).where(*where).correlate(JobRow).scalar_subquery()
+
+
+def _running_cap(default: int | None) -> Any:
+    """The org's running-jobs limit: its override, else the provider default (NULL: none)."""
+    return OrgQuotaRow.running_jobs if default is None else func.coalesce(OrgQuotaRow.running_jobs, literal(default))
+
+
+def fair_candidates(session: Session, gpu_class: str, at: float, default_cap: int | None, limit: int) -> list[str]:
+    """The claimable jobs (validating, queued, or running with an expired lease) of one GPU class, fairest first:
+    orgs under their running limit only, the org with the fewest running jobs first, then the org whose last claim
+    is oldest (never claimed first: round-robin when one worker leaves every count at 0), then the oldest job."""
+    other = aliased(JobRow)
+    last_claim = select(func.max(other.claimed_at)).where(other.org_id == JobRow.org_id).correlate(JobRow)
+    running, cap = _org_running(at), _running_cap(default_cap)
+    waiting = JobRow.status.in_(("validating_files", "queued"))
+    query = (
+        select(JobRow.id)
+        .join(BaseModelRow, BaseModelRow.name == JobRow.model)
+        .outerjoin(OrgQuotaRow, OrgQuotaRow.org_id == JobRow.org_id)
+        .where(BaseModelRow.gpu_class == gpu_class, or_(waiting, _claimable(at)), or_(cap.is_(None), running < cap))
+        .order_by(running, last_claim.scalar_subquery().asc().nulls_first(), JobRow.seq)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def org_has_room(session: Session, job_id: str, at: float, default_cap: int | None) -> bool:
+    """Whether the job's org may start one more job. Locks the org's row first (PostgreSQL), so claims of one org
+    are counted one at a time and two workers can't both take its last free slot."""
+    org_id = session.scalar(select(JobRow.org_id).where(JobRow.id == job_id))
+    if org_id is None:
+        return False
+    session.execute(select(OrgRow.id).where(OrgRow.id == org_id).with_for_update())
+    cap = session.scalar(select(_running_cap(default_cap)).select_from(OrgRow).outerjoin(
+        OrgQuotaRow, OrgQuotaRow.org_id == OrgRow.id).where(OrgRow.id == org_id))  # fmt: skip
+    if cap is None:
+        return True
+    other = aliased(JobRow)
+    running = select(func.count()).select_from(other).where(
+        other.org_id == org_id, other.status == "running", other.lease_expires_at >= at, other.id != job_id
+    )
+    return (session.scalar(running) or 0) < cap
 
 
 def renew_lease(session: Session, job_id: str, token: str, expires_at: float) -> bool:

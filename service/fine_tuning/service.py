@@ -19,6 +19,7 @@ from service.fine_tuning import hyperparameters, parent, repository
 from service.fine_tuning.schemas import JobCreate
 from service.ids import new_id, now
 from service.orm import FileRow, JobRow
+from service.quotas import service as quotas
 from service.storage import ObjectNotFound, ObjectStore
 from service.webhooks import delivery
 
@@ -94,6 +95,7 @@ def create(
         existing = repository.get_by_idempotency_key(session, principal.org_id, idempotency_key)
         if existing is not None:
             return _replay(existing, digest)
+    quotas.check_queued(session, settings, principal.org_id)  # after the replay: a retried create is never refused
     start, n_examples = _validate(session, settings, principal, body)
     job = JobRow(
         id=new_id("ftjob-"),

@@ -24,6 +24,7 @@ from service.files.service import InvalidFile, object_key
 from service.files.validation import ChatJSONLValidator, ValidationResult
 from service.ids import new_id, now
 from service.orm import FileRow, UploadPartRow, UploadRow
+from service.quotas import service as quotas
 from service.storage import ObjectStore, ObjectWriter
 from service.uploads import repository
 from service.uploads.parts import PartSink, check_content_type, check_declared_size, part_key, upload_prefix
@@ -44,6 +45,7 @@ def create(session: Session, settings: Settings, principal: Principal, body: Upl
             param="mime_type",
             code="invalid_value",
         )
+    quotas.reserve_upload_bytes(session, settings, principal.org_id, body.bytes, "bytes")  # the declared size
     created = now()
     row = UploadRow(
         id=new_id("upload_"),

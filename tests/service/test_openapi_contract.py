@@ -80,6 +80,9 @@ def _real_ids_config(api: LiveAPI, key: str, path: Path) -> Path:
         "path.fine_tuned_model_checkpoint": "checkpoints",
     }
     values["hostile"] = HOSTILE
+    # Another org than the key's: a generated quota of 0 requests there must not shut this run out.
+    values["orgs"], bindings["path.org_id"] = [new_id("org-contract-")], "orgs"
+    api.new_key(values["orgs"][0])
     pending = client.uploads.create(bytes=100, filename="u.jsonl", mime_type="text/jsonl", purpose="fine-tune")
     values["uploads"], bindings["path.upload_id"] = [pending.id], "uploads"
     # json.dumps of a string or a list of strings is valid TOML (same basic-string escapes).

@@ -263,6 +263,11 @@ class Scenario:
         self.call("GET", "/admin/webhooks/{endpoint_id}", path={"endpoint_id": hook})
         self.call("DELETE", "/admin/webhooks/{endpoint_id}", path={"endpoint_id": hook})
         self.call("GET", "/admin/dashboard")
+        quotas = {"org_id": f"org-rm-quotas-{tag}"}
+        self.api.new_key(quotas["org_id"])  # by name: the route takes an org's id or its name
+        self.call("PUT", "/admin/orgs/{org_id}/quotas", path=quotas, json={"running_jobs": 2, "queued_jobs": None})
+        self.call("GET", "/admin/orgs/{org_id}/quotas", path=quotas)
+        self.call("DELETE", "/admin/orgs/{org_id}/quotas", path=quotas)
 
 
 @pytest.fixture

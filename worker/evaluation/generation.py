@@ -8,7 +8,7 @@ on padding; results come back in the caller's order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -135,11 +135,13 @@ def generate(
     batch_size: int = 16,
     system: str | None = None,
     max_prompt_tokens: int = 1024,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[Generation]:
     """Greedy completions of ``prompts`` (strings or message lists), in the given order.
 
     Prompts longer than ``max_prompt_tokens`` keep their tail (which holds the assistant header). The model is
-    switched to eval mode for the call and restored afterwards.
+    switched to eval mode for the call and restored afterwards. ``progress(done, total)`` is called after each
+    batch: a long evaluation is minutes of otherwise silent work.
     """
     if not prompts:
         return []
@@ -160,6 +162,8 @@ def generate(
             for i, toks, fin in zip(chunk, tokens, finished, strict=True):
                 text = tokenizer.decode(toks, skip_special_tokens=True)
                 results[i] = Generation(text=text.strip(), token_ids=toks, finished=fin)
+            if progress is not None:
+                progress(min(start + batch_size, len(order)), len(order))
     finally:
         model.train(was_training)
     return [r for r in results if r is not None]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,8 +156,10 @@ def evaluate_harmful(
     max_new_tokens: int = 128,
     batch_size: int = 16,
     system: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> HSResult:
-    """Generate greedily for every prompt (batched, left-padded) and judge the answers."""
+    """Generate greedily for every prompt (batched, left-padded) and judge the answers; ``progress(done, total)``
+    after each batch."""
     gens = generate(
         model,
         tokenizer,
@@ -165,6 +167,7 @@ def evaluate_harmful(
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
         system=system,
+        progress=progress,
     )
     return score_responses(
         prompt_set,

@@ -32,6 +32,7 @@ from worker.evaluation import (
 from worker.evaluation.harmful import HSResult, protocol
 from worker.evaluation.judge_data import builtin_judge_inputs
 from worker.evaluation.learned_judge import load_or_train
+from worker.progress import log_writer, progress_lines, within
 from worker.training.data import load_tokenizer
 from worker.training.trainer import load_adapter_model
 
@@ -97,7 +98,7 @@ def rejudge(hs: Any, prompts: Any, judge: Any, max_new_tokens: int) -> Any:
 
 def _base_hs(
     settings: Settings, store: ObjectStore, inputs: JobEvalInputs, model: Any, tok: Any, prompts: Any,
-    judge: Any, second: Any,
+    judge: Any, second: Any, progress: Any = None,
 ) -> tuple[Any, Any]:
     """The base model's HS under both judges. The cache key is the primary judge's protocol_id, which hashes
     the judge's name and config (the learned judge's version included): a new judge never reads an old HS."""
@@ -107,28 +108,42 @@ def _base_hs(
         hs = HSResult.from_dict(json.loads(store.get_bytes(key)))
     except ObjectNotFound:
         with model.disable_adapter():  # the base model is the PEFT model without its adapter: no second copy
-            hs = evaluate_harmful(model, tok, prompts, judge, max_new_tokens=settings.eval_max_new_tokens)
+            hs = evaluate_harmful(
+                model, tok, prompts, judge, max_new_tokens=settings.eval_max_new_tokens, progress=progress
+            )
         store.put_bytes(key, json.dumps(hs.to_dict()).encode())
     return hs, rejudge(hs, prompts, second, settings.eval_max_new_tokens)
 
 
 def evaluate_job(settings: Settings, store: ObjectStore, inputs: JobEvalInputs, out_dir: Path) -> Any:
-    """Returns the validated EvalReport; report.json and report.html are written to `out_dir`."""
+    """Returns the validated EvalReport; report.json and report.html are written to `out_dir`. Minutes of
+    generation: the worker's log gets a progress line at least every FTAAS_PROGRESS_INTERVAL_S."""
+    with progress_lines(log_writer, settings.progress_interval_s) as lines:
+        return _evaluate_job(settings, store, inputs, out_dir, lines)
+
+
+def _evaluate_job(settings: Settings, store: ObjectStore, inputs: JobEvalInputs, out_dir: Path, lines: Any) -> Any:
     model = load_adapter_model(inputs.base_dir, inputs.adapter_dir)
     tok = load_tokenizer(inputs.base_dir)
     prompts = make_prompt_set("heldout-harmbench", heldout_harmful_prompts(), limit=settings.eval_harmful_prompts)
     judge, second = judges(settings)
-    hs = evaluate_harmful(model, tok, prompts, judge, max_new_tokens=settings.eval_max_new_tokens)
-    base_hs, base_second = _base_hs(settings, store, inputs, model, tok, prompts, judge, second)
+    hs = evaluate_harmful(
+        model, tok, prompts, judge, max_new_tokens=settings.eval_max_new_tokens, progress=within(lines, "HS")
+    )
+    base_hs, base_second = _base_hs(
+        settings, store, inputs, model, tok, prompts, judge, second, within(lines, "HS of the base model")
+    )
     fa = base_fa = valid = base_valid = None
     notes = []
     if inputs.eval_file is not None:
         chats = _chats(inputs.eval_file, settings.eval_fa_max)
         fa_args = dict(mode=inputs.fa_mode, max_new_tokens=settings.eval_max_new_tokens)
-        fa = evaluate_accuracy(model, tok, chats, **fa_args)  # type: ignore[arg-type]
+        fa = evaluate_accuracy(model, tok, chats, **fa_args, progress=within(lines, "FA"))  # type: ignore[arg-type]
         valid = valid_metrics(model, tok, chats, max_seq_len=settings.max_seq_len)
         with model.disable_adapter():
-            base_fa = evaluate_accuracy(model, tok, chats, **fa_args)  # type: ignore[arg-type]
+            base_fa = evaluate_accuracy(  # type: ignore[arg-type]
+                model, tok, chats, **fa_args, progress=within(lines, "FA of the base model")
+            )
             base_valid = valid_metrics(model, tok, chats, max_seq_len=settings.max_seq_len)
     else:
         notes.append("No FA: the job has no validation file and too few examples to hold some out.")

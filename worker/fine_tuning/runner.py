@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from service import logs
 from service.auth import repository as orgs
 from service.base_models import repository as base_models
 from service.config import Settings
@@ -22,10 +23,11 @@ from service.ids import new_id, now
 from service.orm import BaseModelRow, CheckpointRow, JobRow
 from service.storage import ObjectStore
 from worker import artifacts
-from worker.fine_tuning import integrations
+from worker import metrics as worker_metrics
+from worker.fine_tuning import integrations, scheduling
 from worker.fine_tuning.evaluation import JobEvalInputs
 from worker.fine_tuning.outcome import finish, owned, succeed
-from worker.leases import Lease, LeaseLost, claim_job, job_heartbeat, renew_job
+from worker.leases import Lease, LeaseLost, job_heartbeat, renew_job
 from worker.training import StepMetrics, TrainConfig, estimate, train
 from worker.training.data import load_tokenizer
 
@@ -114,15 +116,23 @@ def _model_name(session: Session, job: JobRow) -> str:
 
 def run_job(settings: Settings, store: ObjectStore, job_id: str, worker_id: str) -> str:
     """Run one delivery of a job id; a duplicate or stale delivery does nothing. Returns what happened."""
-    with session_scope(settings.database_url) as session:
-        status = jobs.status_of(session, job_id)
-    if status == "validating_files":
-        validate(settings, store, job_id)
-    lease = claim_job(settings, job_id, worker_id)
+    with logs.log_context(job_id=job_id):  # every line of this delivery names the job (and its attempt once claimed)
+        return _run_job(settings, store, job_id, worker_id)
+
+
+def _run_job(settings: Settings, store: ObjectStore, job_id: str, worker_id: str) -> str:
+    # The message is only a wake-up: the fairest job of its GPU class across orgs is claimed (scheduling.py)
+    lease = scheduling.claim_fair(settings, job_id, worker_id, lambda candidate: validate(settings, store, candidate))
     if lease is None:
         return "skipped"
+    job_id = lease.job_id
+    logs.bind(job_id=job_id, attempt=lease.attempt)
     try:
-        with job_heartbeat(settings, lease), integrations.tracking(settings, lease) as tracker:
+        with (
+            job_heartbeat(settings, lease),
+            worker_metrics.holding(job_id, lease.attempt),
+            integrations.tracking(settings, lease) as tracker,
+        ):
             return _train(settings, store, lease, tracker)
     except LeaseLost:
         log.warning("lost the lease on %s; another worker owns it now", job_id)
@@ -185,7 +195,8 @@ class _Reporter:
             jobs.set_estimated_finish(session, self.job.id, eta)
 
     def on_checkpoint(self, step: int, path: Path) -> None:
-        prefix = artifacts.upload_checkpoint(self.store, self.job.id, step, path)
+        with worker_metrics.CHECKPOINT_UPLOAD.time():
+            prefix = artifacts.upload_checkpoint(self.store, self.job.id, step, path)
         metrics = {
             k: self.last.get(k)
             for k in ("train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy")
@@ -240,7 +251,8 @@ def _train(settings: Settings, store: ObjectStore, lease: Lease, tracker: integr
     )
     reporter = _Reporter(settings, store, lease, job, ft_name)
     stop = lambda: renew_job(settings, lease)  # noqa: E731  (the pending "cancel"/"pause", or LeaseLost)
-    on_step = tracker.observe(reporter.on_step)  # W&B gets every step's metrics row; events every metrics_every
+    # W&B and the worker's metrics get every step; events every metrics_every
+    on_step = worker_metrics.observe(tracker.observe(reporter.on_step))
     result = train(cfg, on_step=on_step, on_checkpoint=reporter.on_checkpoint, should_stop=stop)
     if result.stopped == "cancel":
         finish(settings, lease, "cancelled", f"Fine-tuning job cancelled at step {result.steps}")

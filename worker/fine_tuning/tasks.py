@@ -7,6 +7,7 @@ from celery import shared_task
 from service.broker import PROCESS_JOB
 from service.config import get_settings
 from worker import registry
+from worker.fine_tuning.scheduling import wake_next
 from worker.store import store_for
 
 
@@ -16,4 +17,7 @@ def process_job(job_id: str) -> str:
     from worker.fine_tuning.runner import run_job  # torch: loaded on the first job, not at import
 
     settings = get_settings()
-    return run_job(settings, store_for(settings), job_id, worker_id=registry.worker_id(process_job.request.hostname))
+    outcome = run_job(settings, store_for(settings), job_id, worker_id=registry.worker_id(process_job.request.hostname))
+    if outcome != "skipped":  # a run ended: a job passed over at its org's running limit may start now
+        wake_next(settings, job_id)
+    return outcome

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from service import logs
 from service.config import get_settings
 
 
@@ -23,6 +24,13 @@ def inference_command(base: str, model_dir: Path | None, host: str, port: int | 
     from worker.inference.main import build_app
 
     settings = get_settings()
+    logs.configure_from_settings(settings)
     app = build_app(settings, base, model_dir=model_dir, device=device)
     click.echo(f"Inference for {base} on http://{host}:{port or settings.inference_port}")
-    uvicorn.run(app, host=host, port=port or settings.inference_port, log_level="warning")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port or settings.inference_port,
+        log_level="warning",
+        log_config=logs.dict_config(settings.log_format, settings.log_level),
+    )

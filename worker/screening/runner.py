@@ -6,6 +6,7 @@ import logging
 import shutil
 from pathlib import Path
 
+from service import logs
 from service.config import Settings
 from service.db import session_scope
 from service.files import repository as files
@@ -34,9 +35,15 @@ def _screen(settings: Settings, store: ObjectStore, screen_id: str, work: Path) 
 
 def run_screen(settings: Settings, store: ObjectStore, screen_id: str, worker_id: str = "local") -> str:
     """queued → running → succeeded | failed. Returns the final status ("skipped" if another worker has it)."""
-    attempt = leases.claim_run(settings, FileScreenRow, screen_id, worker_id)
-    if attempt is None:
-        return "skipped"
+    with logs.log_context(screen_id=screen_id):
+        attempt = leases.claim_run(settings, FileScreenRow, screen_id, worker_id)
+        if attempt is None:
+            return "skipped"
+        logs.bind(attempt=attempt)
+        return _run_claimed(settings, store, screen_id, attempt)
+
+
+def _run_claimed(settings: Settings, store: ObjectStore, screen_id: str, attempt: int) -> str:
     work = settings.work_dir / "screens" / screen_id
     with leases.run_heartbeat(settings, FileScreenRow, screen_id, attempt):
         try:

@@ -77,7 +77,7 @@ class AdapterModel:
 def test_base_hs_cache_is_keyed_by_the_judge(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     generated = []
 
-    def fake_generate(model: Any, tok: Any, prompts: Any, judge: Any, max_new_tokens: int) -> Any:
+    def fake_generate(model: Any, tok: Any, prompts: Any, judge: Any, max_new_tokens: int, **_: Any) -> Any:
         generated.append(judge.describe().get("version"))
         return score_responses(prompts, ANSWERS, judge, max_new_tokens)
 
