@@ -21,6 +21,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import logs
+from service.routes import UNMATCHED, RouteTemplates
 
 HEADER = "X-Request-ID"
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -40,17 +41,9 @@ def request_id_from(scope: Scope) -> str:
     return f"req_{uuid.uuid4().hex}"
 
 
-def _route_template(scope: Scope) -> str | None:
-    # FastAPI (0.16x) matches an included router's own route object, whose path lacks the include prefix (/v1);
-    # the prefixed template sits in its per-request route context.
-    included = scope.get("fastapi", {}).get("effective_route_context")
-    route = scope.get("route")
-    return getattr(included, "path", None) or getattr(route, "path_format", None) or getattr(route, "path", None)
-
-
 class RequestContext:
     def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+        self.app, self.template = app, RouteTemplates()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,11 +64,11 @@ class RequestContext:
             try:
                 await self.app(scope, receive, send_with_id)
             finally:
-                _log_access(scope, status, time.perf_counter() - started)
+                route = self.template(scope)
+                _log_access(scope, None if route == UNMATCHED else route, status, time.perf_counter() - started)
 
 
-def _log_access(scope: Scope, status: int, seconds: float) -> None:
-    route = _route_template(scope)
+def _log_access(scope: Scope, route: str | None, status: int, seconds: float) -> None:
     fields = {
         "method": scope["method"],
         "route": route,

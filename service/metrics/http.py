@@ -12,19 +12,17 @@ With ``ftaas serve --workers N`` the counts live in prometheus_client's multipro
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import time
 from pathlib import Path
 
-from fastapi.routing import iter_route_contexts
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
-from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.routes import RouteTemplates
+
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
-UNMATCHED = "unmatched"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
@@ -59,29 +57,6 @@ def exposed_registry(own: CollectorRegistry) -> CollectorRegistry:
     combined = CollectorRegistry()
     MultiProcessCollector(combined, path=folder)
     return combined
-
-
-class RouteTemplates:
-    """Route template of a request. FastAPI puts the matched route in the scope, but an included router's route
-    knows only its own path (``/files``), so the full one (``/v1/files``) is looked up from the app's routes."""
-
-    def __init__(self) -> None:
-        self._by_route: dict[int, str] | None = None
-        self._patterns: list[tuple[re.Pattern[str], str]] = []
-
-    def _learn(self, app: ASGIApp) -> dict[int, str]:
-        contexts = [c for c in iter_route_contexts(getattr(app, "routes", ())) if c.path_format]
-        self._patterns = [(compile_path(c.path_format)[0], c.path_format) for c in contexts]
-        return {id(c.original_route): c.path_format for c in contexts}
-
-    def __call__(self, scope: Scope) -> str:
-        if self._by_route is None:  # on the first request: by then every router is included
-            self._by_route = self._learn(scope.get("app"))
-        route = scope.get("route")
-        if route is not None and id(route) in self._by_route:
-            return self._by_route[id(route)]
-        path = scope["path"]  # answered before routing, or by a route not in the app's list
-        return next((template for regex, template in self._patterns if regex.match(path)), UNMATCHED)
 
 
 class MetricsMiddleware:
