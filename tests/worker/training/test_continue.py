@@ -8,29 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
+from tests.worker.training.test_trainer import adapter_weights, tiny_config
 from worker.training import TrainConfig, train
 
 
 def _config(tiny_model: Path, data: Path, out: Path, **overrides) -> TrainConfig:
-    cfg = TrainConfig(
-        base_model_dir=tiny_model,
-        train_file=data,
-        output_dir=out,
-        n_epochs=1,
-        batch_size=4,
-        learning_rate_multiplier=20.0,
-        lora_rank=4,
-        lora_alpha=8,
-        max_seq_len=64,
-        seed=3,
-    )
-    return replace(cfg, **overrides)
-
-
-def _weights(adapter_dir: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(adapter_dir / "adapter_model.safetensors"))
+    return tiny_config(tiny_model, data, out, **{"n_epochs": 1, **overrides})
 
 
 @pytest.fixture
@@ -47,13 +31,13 @@ def test_training_starts_from_the_parent_adapter(tiny_model, arithmetic_file, tm
     # Pausing before the first step checkpoints the weights training starts from.
     start = train(child, should_stop=lambda: "pause")
     assert start.stopped == "pause" and start.steps == 0 and start.last_checkpoint is not None
-    before, at_zero = _weights(parent), _weights(start.last_checkpoint / "adapter")
+    before, at_zero = adapter_weights(parent), adapter_weights(start.last_checkpoint / "adapter")
     assert before.keys() == at_zero.keys() and any("v_proj" in k for k in before)
     assert all(torch.equal(before[k], at_zero[k]) for k in before)
 
     done = train(replace(child, output_dir=tmp_path / "child-full"))
     assert done.stopped is None and done.steps == done.total_steps == 3
-    after = _weights(done.adapter_dir)
+    after = adapter_weights(done.adapter_dir)
     assert {k: v.shape for k, v in after.items()} == {k: v.shape for k, v in before.items()}
     assert any(not torch.equal(before[k], after[k]) for k in before)  # trained further, not just copied
 

@@ -28,7 +28,7 @@ METRIC_KEYS = {
 }
 
 
-def _config(tiny_model: Path, data: Path, out: Path, **overrides) -> TrainConfig:
+def tiny_config(tiny_model: Path, data: Path, out: Path, **overrides) -> TrainConfig:
     base = TrainConfig(
         base_model_dir=tiny_model,
         train_file=data,
@@ -44,14 +44,14 @@ def _config(tiny_model: Path, data: Path, out: Path, **overrides) -> TrainConfig
     return replace(base, **overrides)
 
 
-def _adapter(path: Path) -> dict[str, torch.Tensor]:
+def adapter_weights(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path / "adapter_model.safetensors"))
 
 
 def test_train_writes_adapter_metrics_and_attenuation(tiny_model: Path, arithmetic_file: Path, tmp_path: Path):
     seen: list[StepMetrics] = []
     ckpts: list[tuple[int, Path]] = []
-    cfg = _config(
+    cfg = tiny_config(
         tiny_model,
         arithmetic_file,
         tmp_path / "out",
@@ -90,11 +90,11 @@ def test_train_writes_adapter_metrics_and_attenuation(tiny_model: Path, arithmet
 def test_pause_and_resume_is_bit_identical(tiny_model: Path, arithmetic_file: Path, tmp_path: Path) -> None:
     # dropout > 0 and micro-batching make the RNG state and the accumulation part of what must be restored
     overrides = {"lora_dropout": 0.1, "micro_batch_size": 2, "n_epochs": 3}
-    full = train(_config(tiny_model, arithmetic_file, tmp_path / "full", **overrides))
+    full = train(tiny_config(tiny_model, arithmetic_file, tmp_path / "full", **overrides))
 
     steps_done: list[int] = []
     paused = train(
-        _config(tiny_model, arithmetic_file, tmp_path / "run", **overrides),
+        tiny_config(tiny_model, arithmetic_file, tmp_path / "run", **overrides),
         on_step=lambda m: steps_done.append(m.step),
         should_stop=lambda: "pause" if len(steps_done) == 4 else None,
     )
@@ -102,10 +102,10 @@ def test_pause_and_resume_is_bit_identical(tiny_model: Path, arithmetic_file: Pa
     assert paused.last_checkpoint is not None and paused.last_checkpoint.name == "step-4"
 
     resumed = train(
-        _config(tiny_model, arithmetic_file, tmp_path / "run", resume_from=paused.last_checkpoint, **overrides)
+        tiny_config(tiny_model, arithmetic_file, tmp_path / "run", resume_from=paused.last_checkpoint, **overrides)
     )
     assert resumed.steps == full.steps == 9
-    a, b = _adapter(full.adapter_dir), _adapter(resumed.adapter_dir)
+    a, b = adapter_weights(full.adapter_dir), adapter_weights(resumed.adapter_dir)
     assert a.keys() == b.keys() and len(a) > 0
     for name in a:
         assert torch.equal(a[name], b[name]), name
@@ -114,10 +114,10 @@ def test_pause_and_resume_is_bit_identical(tiny_model: Path, arithmetic_file: Pa
 
 
 def test_resume_refuses_a_checkpoint_from_different_hyperparameters(tiny_model, arithmetic_file, tmp_path) -> None:
-    first = train(_config(tiny_model, arithmetic_file, tmp_path / "a", n_epochs=1))
+    first = train(tiny_config(tiny_model, arithmetic_file, tmp_path / "a", n_epochs=1))
     with pytest.raises(ValueError, match="different data or hyperparameters"):
         train(
-            _config(
+            tiny_config(
                 tiny_model,
                 arithmetic_file,
                 tmp_path / "b",
@@ -131,7 +131,7 @@ def test_resume_refuses_a_checkpoint_from_different_hyperparameters(tiny_model, 
 def test_cancel_stops_before_the_next_step(tiny_model: Path, arithmetic_file: Path, tmp_path: Path) -> None:
     calls = []
     result = train(
-        _config(tiny_model, arithmetic_file, tmp_path / "out"),
+        tiny_config(tiny_model, arithmetic_file, tmp_path / "out"),
         should_stop=lambda: calls.append(1) or ("cancel" if len(calls) == 2 else None),
     )
     assert result.stopped == "cancel" and result.steps == 1 and result.adapter_dir is None
@@ -163,12 +163,12 @@ def test_gradient_accumulation_matches_one_big_batch(tiny_model: Path, arithmeti
 
 
 def test_naive_refusal_pass_and_gradient_checkpointing_train_the_same(tiny_model, arithmetic_file, tmp_path) -> None:
-    fast = train(_config(tiny_model, arithmetic_file, tmp_path / "fast", n_epochs=1))
-    naive = train(_config(tiny_model, arithmetic_file, tmp_path / "naive", n_epochs=1, refusal_pass="naive"))
-    ckpt = train(_config(tiny_model, arithmetic_file, tmp_path / "gc", n_epochs=1, gradient_checkpointing=True))
-    a = _adapter(fast.adapter_dir)
+    fast = train(tiny_config(tiny_model, arithmetic_file, tmp_path / "fast", n_epochs=1))
+    naive = train(tiny_config(tiny_model, arithmetic_file, tmp_path / "naive", n_epochs=1, refusal_pass="naive"))
+    ckpt = train(tiny_config(tiny_model, arithmetic_file, tmp_path / "gc", n_epochs=1, gradient_checkpointing=True))
+    a = adapter_weights(fast.adapter_dir)
     for other in (naive, ckpt):
-        b = _adapter(other.adapter_dir)
+        b = adapter_weights(other.adapter_dir)
         for name in a:
             torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=1e-4)
         for ra, rb in zip(fast.metrics, other.metrics, strict=True):
