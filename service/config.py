@@ -62,6 +62,16 @@ class Settings(BaseSettings):
     # Prometheus port of each `ftaas worker` process (worker/metrics.py); 0 = none. One per process: several
     # workers on one host need `ftaas worker --metrics-port` each
     worker_metrics_port: int = 0
+    # Object store (S3) calls retry connection errors and throttling with boto3's standard backoff (exponential with
+    # jitter, at most 20 s a wait), so one call gives up after about s3_max_attempts * (s3_connect_timeout_s + 20) s
+    s3_max_attempts: int = 6  # the first call and 5 retries
+    s3_connect_timeout_s: float = 10.0
+    # A fine-tuning worker waits out an unreachable object store this long per call (backoff from 1 s doubling to
+    # 30 s, worker/store.py), then fails the job with object_store_unavailable
+    store_retry_s: float = 120.0
+    # Test-only fault injection read by the fine-tuning runner (tests/faults/): "oom_above_batch:B" makes a job with
+    # batch_size > B raise torch.OutOfMemoryError after its first step. Never set it in production
+    fault_inject: str | None = None
 
     # Logs (service/logs.py): auto = text when stderr is a terminal, JSON lines otherwise
     log_format: Literal["auto", "json", "text"] = "auto"
@@ -123,6 +133,7 @@ class Settings(BaseSettings):
     inference_backends: dict[str, str] = {}
     inference_lora_root: str = "store://"
     inference_timeout_s: float = 300.0  # the API's wait for a backend's whole answer (or between stream chunks)
+    inference_status_timeout_s: float = 1.0  # the dashboard shows a backend slower than this as unreachable
     # The embedded inference server (`ftaas inference`, worker/inference/)
     inference_port: int = 8001
     inference_max_adapters: int = 4  # LoRA adapters held in memory beside the one shared base (LRU)

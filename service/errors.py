@@ -8,9 +8,12 @@ from collections.abc import Mapping
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
+
+DB_RETRY_AFTER_S = 5  # a restarting or failing-over database is usually back within seconds
 
 
 class AppError(Exception):
@@ -121,6 +124,17 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             message = "Unknown request URL. Please check the URL and method."
         return _json(exc.status_code, error_body(message, "invalid_request_error", None, code), exc.headers)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        # The database is unreachable (down, restarting, refusing connections): a retryable 503, never a 500.
+        # The pool pre-pings (service/db.py), so the first request after it is back gets a fresh connection
+        if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
+            log.warning("database unavailable: %s", exc.orig or exc)
+            body = error_body("The database is temporarily unavailable; retry shortly.", "server_error", None,
+                              "service_unavailable")  # fmt: skip
+            return _json(503, body, {"retry-after": str(DB_RETRY_AFTER_S)})
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -43,6 +43,7 @@ _REASONS = {
     "this kind; `retry-after` says when to retry",
     502: "The inference backend failed or sent a malformed answer",
     503: "The inference backend is saturated (see `retry-after`)",
+    504: "The inference backend timed out (the generation, or the API's wait for it)",
 }
 
 # Responses beyond the defaults, by (method, exact path).
@@ -51,7 +52,7 @@ _EXTRA: list[tuple[str, str, list[int]]] = [
     ("post", "/v1/uploads/{upload_id}/parts", [413]),  # a part over 64 MB, or past the 8 GB in all
     ("get", "/v1/fine_tuning/jobs/{job_id}/events", [429]),
     ("delete", "/v1/models/{model_id}", [403]),  # a provider base model
-    ("post", "/v1/chat/completions", [404, 502, 503]),  # `model` unknown or deleted; backend failed; backend busy
+    ("post", "/v1/chat/completions", [404, 502, 503, 504]),  # unknown/deleted `model`; backend failed/busy/timed out
 ]
 
 

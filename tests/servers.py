@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ServerUnavailable",
     "free_port",
+    "server_at",
     "start_moto",
     "start_postgres",
     "start_redis",
@@ -135,6 +136,33 @@ class Server:
     stop_signal: int = signal.SIGTERM
     started_in_s: float = 0.0
     _stopped: bool = field(default=False, repr=False)
+    # How to start it again on the same port and data (halt/restart, for the fault suites in tests/faults/)
+    _argv: list[str] = field(default_factory=list, repr=False)
+    _user: str | None = field(default=None, repr=False)
+    _env: dict[str, str] | None = field(default=None, repr=False)
+    _ready: Callable[[], bool] | None = field(default=None, repr=False)
+
+    def halt(self, timeout: float = 10.0) -> None:
+        """Stop the process the way ``stop`` does but keep its data directory, so ``restart`` brings it back."""
+        _signal_group(self.proc, self.stop_signal)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(self.proc, signal.SIGKILL)
+            self.proc.wait(timeout)
+        _signal_group(self.proc, signal.SIGKILL)
+        _tell_reaper(f"forget-proc {self.proc.pid}")
+
+    def restart(self) -> None:
+        """Start the halted server again with the same command line, port and data; returns once it answers."""
+        assert self.proc.poll() is not None and self._ready is not None, "halt() it first"
+        self.proc = _popen(self._argv, self.workdir, self.workdir / f"{self.name}.log", self._user, self._env)
+        _tell_reaper(f"proc {self.proc.pid} {int(self.stop_signal)}")
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not self._ready():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise ServerUnavailable(f"{self.name} did not restart:\n{_log_tail(self.workdir / f'{self.name}.log')}")
+            time.sleep(0.05)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._stopped:
@@ -202,21 +230,9 @@ def _launch(
     """Start ``argv``, wait until ``ready()`` holds and register the server; raise with its log if it dies."""
     log_path = workdir / f"{name}.log"
     started = time.monotonic()
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            argv,
-            cwd=workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            user=user,
-            group=user,
-            extra_groups=[] if user else None,
-            env=env,
-        )
+    proc = _popen(argv, workdir, log_path, user, env)
     _tell_reaper(f"proc {proc.pid} {int(stop_signal)}")
-    server = Server(name, url, port, proc, workdir, stop_signal)
+    server = Server(name, url, port, proc, workdir, stop_signal, _argv=argv, _user=user, _env=env, _ready=ready)
     deadline = started + READY_TIMEOUT_S
     while True:
         if proc.poll() is not None:
@@ -234,6 +250,30 @@ def _launch(
     server.started_in_s = time.monotonic() - started
     _servers.append(server)
     return server
+
+
+def _popen(
+    argv: list[str], workdir: Path, log_path: Path, user: str | None, env: dict[str, str] | None
+) -> subprocess.Popen[bytes]:
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            argv,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            user=user,
+            group=user,
+            extra_groups=[] if user else None,
+            env=env,
+        )
+
+
+def server_at(url: str) -> Server:
+    """The running server this process started that answers at ``url`` (matched by port)."""
+    port = int(url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+    return next(s for s in _servers if s.port == port)
 
 
 def _with_port_retries(start: Callable[[int], Server], attempts: int = 3) -> Server:
@@ -260,9 +300,13 @@ def _redis_ping(port: int) -> bool:
         return False
 
 
-def start_redis() -> str:
-    """A Redis URL: ``FTAAS_TEST_REDIS_URL`` if set, else a fresh ``redis-server`` (no persistence)."""
-    if url := os.environ.get("FTAAS_TEST_REDIS_URL"):
+def start_redis(*, dedicated: bool = False, persistent: bool = False) -> str:
+    """A Redis URL: ``FTAAS_TEST_REDIS_URL`` if set (and not ``dedicated``), else a fresh ``redis-server``.
+
+    ``persistent`` turns on the append-only file (fsync on every write), as a production broker runs, so the
+    queues survive a restart (``server_at(url).halt()`` / ``.restart()``).
+    """
+    if not dedicated and (url := os.environ.get("FTAAS_TEST_REDIS_URL")):
         return url
     binary = shutil.which("redis-server") or next(
         (p for p in ("/usr/bin/redis-server", "/usr/sbin/redis-server") if os.access(p, os.X_OK)), None
@@ -275,7 +319,8 @@ def start_redis() -> str:
 
     def start(port: int) -> Server:
         workdir = _make_workdir("redis")
-        flags = f"--port {port} --bind 127.0.0.1 --appendonly no --daemonize no --protected-mode no"
+        aof = "--appendonly yes --appendfsync always" if persistent else "--appendonly no"
+        flags = f"--port {port} --bind 127.0.0.1 {aof} --daemonize no --protected-mode no"
         argv = [binary, *flags.split(), "--dir", str(workdir), "--save", ""]
         return _launch(
             "redis", argv, workdir, lambda: _redis_ping(port), url=f"redis://127.0.0.1:{port}/0", port=port
@@ -306,13 +351,14 @@ def _postgres_connect(port: int, dbname: str = "postgres") -> psycopg.Connection
     )
 
 
-def start_postgres(database: str = "ftaas_test") -> str:
+def start_postgres(database: str = "ftaas_test", *, dedicated: bool = False) -> str:
     """A SQLAlchemy URL: ``FTAAS_TEST_DATABASE_URL`` if set, else a fresh cluster with database ``database``.
 
     PostgreSQL refuses to run as root, so as root the cluster runs as the ``postgres`` user (the Debian
-    package creates it). Durability is switched off: the data is thrown away anyway.
+    package creates it). Durability is switched off: the data is thrown away anyway. ``dedicated`` ignores
+    ``FTAAS_TEST_DATABASE_URL``: a fault test that stops its cluster (``server_at(url).halt()``) needs its own.
     """
-    if url := os.environ.get("FTAAS_TEST_DATABASE_URL"):
+    if not dedicated and (url := os.environ.get("FTAAS_TEST_DATABASE_URL")):
         return url
     bindir = _postgres_bindir()
     if bindir is None or not (bindir / "postgres").exists():
@@ -405,9 +451,9 @@ def _http_answers(url: str) -> bool:
         return False
 
 
-def start_moto() -> str:
-    """An S3 endpoint URL: ``FTAAS_TEST_S3_ENDPOINT`` if set, else a fresh ``moto.server`` process."""
-    if url := os.environ.get("FTAAS_TEST_S3_ENDPOINT"):
+def start_moto(*, dedicated: bool = False) -> str:
+    """An S3 endpoint URL: ``FTAAS_TEST_S3_ENDPOINT`` if set (and not ``dedicated``), else a fresh ``moto.server``."""
+    if not dedicated and (url := os.environ.get("FTAAS_TEST_S3_ENDPOINT")):
         return url
     if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
         raise ServerUnavailable(

@@ -3,7 +3,7 @@
 Every backend speaks vLLM's protocol, so ``GET /v1/models`` lists what it serves (LoRA adapters carry a
 ``parent``); the embedded server also answers ``GET /stats`` (queue depth, request and token counters, latency
 percentiles over its last 1000 completions), which vLLM does not (its figures are on ``/metrics``). A backend
-that does not answer within a second is shown as unreachable rather than holding the page.
+that does not answer within ``inference_status_timeout_s`` (1 s) is shown as unreachable rather than holding the page.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import httpx
 
 from service.config import Settings
 from service.dashboard.schemas import InferenceBackend
-
-TIMEOUT_S = 1.0
 
 
 def _get(client: httpx.Client, url: str) -> dict[str, Any] | None:
@@ -28,7 +26,7 @@ def backends(settings: Settings) -> list[InferenceBackend]:
     for base, url in sorted(settings.inference_backends.items()):
         by_url.setdefault(url.rstrip("/"), []).append(base)
     out = []
-    with httpx.Client(timeout=TIMEOUT_S) as client:
+    with httpx.Client(timeout=settings.inference_status_timeout_s) as client:
         for url, bases in by_url.items():
             try:
                 models = (_get(client, f"{url}/v1/models") or {}).get("data", [])

@@ -32,14 +32,15 @@ class InvalidState(InvalidRequest):
 
 
 def _training_file(session: Session, principal: Principal, file_id: str, param: str) -> FileRow:
+    # The message names the field too: a body with two file ids is otherwise ambiguous to a reader of the log.
     row = files.get(session, principal.org_id, file_id)
     if row is None:
-        raise InvalidRequest(f"File '{file_id}' does not exist.", param=param, code="invalid_file")
+        raise InvalidRequest(f"{param}: file '{file_id}' does not exist.", param=param, code="invalid_file")
     if row.purpose != "fine-tune":
-        raise InvalidRequest(f"File '{file_id}' has purpose '{row.purpose}', not 'fine-tune'.", param=param)
+        raise InvalidRequest(f"{param}: file '{file_id}' has purpose '{row.purpose}', not 'fine-tune'.", param=param)
     if row.status != "processed":
         raise InvalidRequest(
-            f"File '{file_id}' is not ready ({row.status}): {row.status_details or ''}".strip(),
+            f"{param}: file '{file_id}' is not ready ({row.status}): {row.status_details or ''}".strip(),
             param=param,
             code="invalid_file",
         )

@@ -32,6 +32,20 @@ class BackendError(AppError):
     code = "inference_backend_error"
 
 
+class BackendTimeout(AppError):
+    """The backend gave up on the generation, or the API gave up waiting for it: a retry may well succeed."""
+
+    status_code = 504
+    type = "server_error"
+    code = "timeout"
+
+
+def _unreachable(url: str, exc: httpx.HTTPError) -> AppError:
+    if isinstance(exc, httpx.TimeoutException):
+        return BackendTimeout(f"inference backend {url} did not answer within the API's timeout: {exc!r}")
+    return BackendError(f"inference backend {url} unreachable: {exc}")
+
+
 def _from_backend(resp: httpx.Response, body: bytes) -> AppError:
     """A backend's 4xx passes through in OpenAI's shape; anything else is our 502."""
     try:
@@ -45,6 +59,8 @@ def _from_backend(resp: httpx.Response, body: bytes) -> AppError:
         if resp.status_code == 429 or resp.headers.get("retry-after"):
             out.headers = {"retry-after": resp.headers.get("retry-after", "1")}
         return out
+    if resp.status_code == 504:
+        return BackendTimeout(message or "the inference backend timed out")
     if resp.status_code == 503:
         out = AppError(message or "the inference backend is busy", code="server_busy", status_code=503,
                        type="server_error")
@@ -80,7 +96,7 @@ class Backends:
             try:
                 resp = await self.client.post(f"{url}/v1/load_lora_adapter", json=body)
             except httpx.HTTPError as exc:
-                raise BackendError(f"inference backend {url} unreachable: {exc}") from exc
+                raise _unreachable(url, exc) from exc
             if resp.status_code != 200 and "already been loaded" not in resp.text:
                 raise BackendError(f"inference backend could not load {target.adapter}: {resp.text[:300]}")
             self.loaded.setdefault(url, set()).add(target.adapter)
@@ -94,7 +110,7 @@ class Backends:
             try:
                 resp = await self.client.send(request, stream=True)
             except httpx.HTTPError as exc:
-                raise BackendError(f"inference backend {url} unreachable: {exc}") from exc
+                raise _unreachable(url, exc) from exc
             if resp.status_code == 404 and target.adapter is not None and attempt == 0:
                 await resp.aclose()  # the backend forgot the adapter (LRU or restart): load it again, retry once
                 self.loaded.get(url, set()).discard(target.adapter)

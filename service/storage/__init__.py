@@ -34,7 +34,14 @@ __all__ = [
 ]
 
 
-def open_store(url: str, *, endpoint_url: str | None = None, region: str = "us-east-1") -> ObjectStore:
+def open_store(
+    url: str,
+    *,
+    endpoint_url: str | None = None,
+    region: str = "us-east-1",
+    max_attempts: int = 6,
+    connect_timeout_s: float = 10.0,
+) -> ObjectStore:
     """Open ``file://DIR`` (relative DIRs resolve against the current directory) or ``s3://bucket/prefix``."""
     if url.startswith("file://"):
         path = url[len("file://") :]
@@ -43,5 +50,12 @@ def open_store(url: str, *, endpoint_url: str | None = None, region: str = "us-e
         return LocalObjectStore(Path(path))
     if url.startswith("s3://"):
         bucket, _, prefix = url[len("s3://") :].partition("/")
-        return S3ObjectStore(bucket, prefix, endpoint_url=endpoint_url, region=region)
+        return S3ObjectStore(
+            bucket,
+            prefix,
+            endpoint_url=endpoint_url,
+            region=region,
+            max_attempts=max_attempts,
+            connect_timeout_s=connect_timeout_s,
+        )
     raise ValueError(f"unsupported object store URL {url!r}: use file://DIR or s3://bucket/prefix")

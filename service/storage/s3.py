@@ -89,6 +89,8 @@ class S3ObjectStore(ObjectStore):
         region: str = "us-east-1",
         part_size: int = DEFAULT_PART_SIZE,
         client: Any = None,
+        max_attempts: int = 6,
+        connect_timeout_s: float = 10.0,
     ) -> None:
         if not bucket:
             raise ValueError("S3 object store needs a bucket: s3://bucket/prefix")
@@ -100,20 +102,21 @@ class S3ObjectStore(ObjectStore):
         self.bucket = bucket
         self.root = prefix + "/" if prefix else ""
         self.url = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
-        self.endpoint_url = endpoint_url
-        self.region = region
+        self.endpoint_url, self.region = endpoint_url, region
         self.part_size = part_size
-        self.client = client if client is not None else self._make_client(endpoint_url, region)
+        self.client = client or self._make_client(endpoint_url, region, max_attempts, connect_timeout_s)
 
     @staticmethod
-    def _make_client(endpoint_url: str | None, region: str) -> Any:
+    def _make_client(endpoint_url: str | None, region: str, max_attempts: int, connect_timeout_s: float) -> Any:
         import boto3
         from botocore.config import Config
 
         config = Config(
             region_name=region,
             signature_version="s3v4",
-            retries={"max_attempts": 5, "mode": "standard"},
+            # A refused or reset connection is retried with exponential backoff, then raised (a bounded wait)
+            retries={"total_max_attempts": max_attempts, "mode": "standard"},
+            connect_timeout=connect_timeout_s,
             max_pool_connections=32,
             # MinIO/moto behind a host:port have no per-bucket DNS names.
             s3={"addressing_style": "path"} if endpoint_url else {},

@@ -24,20 +24,15 @@ from service.orm import BaseModelRow, CheckpointRow, JobRow
 from service.storage import ObjectStore
 from worker import artifacts
 from worker import metrics as worker_metrics
-from worker.fine_tuning import integrations, scheduling
+from worker.fine_tuning import failures, integrations, scheduling
 from worker.fine_tuning.evaluation import JobEvalInputs
+from worker.fine_tuning.failures import JobFailed
 from worker.fine_tuning.outcome import finish, owned, succeed
 from worker.leases import Lease, LeaseLost, job_heartbeat, renew_job
 from worker.training import StepMetrics, TrainConfig, estimate, train
 from worker.training.data import load_tokenizer
 
 log = logging.getLogger(__name__)
-
-
-class JobFailed(Exception):
-    def __init__(self, code: str, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.error = {"code": code, "message": message, "param": param}
 
 
 def _load(session: Session, job_id: str) -> tuple[JobRow, BaseModelRow | None]:
@@ -139,11 +134,7 @@ def _run_job(settings: Settings, store: ObjectStore, job_id: str, worker_id: str
         return "lease-lost"
     except Exception as exc:
         log.exception("job %s failed", job_id)
-        error = (
-            exc.error
-            if isinstance(exc, JobFailed)
-            else {"code": "training_error", "param": None, "message": f"{type(exc).__name__}: {exc}"}
-        )
+        error = failures.error_for(exc, settings, job_id)
         finish(settings, lease, "failed", f"Fine-tuning job failed: {error['message']}", error=error)
         return "failed"
 
@@ -253,6 +244,7 @@ def _train(settings: Settings, store: ObjectStore, lease: Lease, tracker: integr
     stop = lambda: renew_job(settings, lease)  # noqa: E731  (the pending "cancel"/"pause", or LeaseLost)
     # W&B and the worker's metrics get every step; events every metrics_every
     on_step = worker_metrics.observe(tracker.observe(reporter.on_step))
+    on_step = failures.with_fault_injection(settings, hp["batch_size"], on_step)
     result = train(cfg, on_step=on_step, on_checkpoint=reporter.on_checkpoint, should_stop=stop)
     if result.stopped == "cancel":
         finish(settings, lease, "cancelled", f"Fine-tuning job cancelled at step {result.steps}")

@@ -82,7 +82,7 @@ def test_create_rejects_with_named_params(api, client: openai.OpenAI, train_id: 
     )
     assert err["param"] == "metadata"
     err = bad_request(jobs.create, model=BASE, training_file=train_id, hyperparameters={"batch_size": 1})
-    assert err["param"] == "method.supervised.hyperparameters.batch_size" and "Antibody" in err["message"]
+    assert err["param"] == "hyperparameters.batch_size" and "Antibody" in err["message"]
     assert bad_request(jobs.create, model=BASE, training_file=train_id, hyperparameters={"n_epochs": 0})
     err = bad_request(
         jobs.create,

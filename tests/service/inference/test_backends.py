@@ -135,3 +135,16 @@ def test_a_base_no_backend_serves_is_a_400_naming_model():
     with pytest.raises(AppError) as err:
         backend_url(Settings(inference_backends={"a": "http://x:1"}), "b")
     assert (err.value.status_code, err.value.param, err.value.code) == (400, "model", "model_not_servable")
+
+
+def test_timeouts_are_a_504_whichever_side_gives_up():
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("no answer")
+
+    def backend_gave_up(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(504, json={"error": {"message": "generation took longer than 1 s", "code": "timeout"}})
+
+    for handler, words in ((slow, "did not answer"), (backend_gave_up, "longer than 1 s")):
+        with pytest.raises(AppError) as err:
+            asyncio.run(Backends(Settings(), transport=httpx.MockTransport(handler)).open(URL, Target(base="b"), {}))
+        assert (err.value.status_code, err.value.code) == (504, "timeout") and words in err.value.message

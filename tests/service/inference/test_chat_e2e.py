@@ -42,8 +42,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
     model = tiny_model_dir(tmp_path_factory.mktemp("tiny"))
     home = tmp_path_factory.mktemp("home-serving")
-    worker_cfg = dict(lease_seconds=3.0, checkpoint_every=4, metrics_every=1, max_seq_len=64,
-                      eval_harmful_prompts=4, eval_max_new_tokens=8, eval_fa_max=4)
+    # A loaded CI machine can take over the dashboard's 1 s to answer its status calls.
+    worker_cfg = dict(inference_status_timeout_s=15.0, lease_seconds=3.0, checkpoint_every=4, metrics_every=1,
+                      max_seq_len=64, eval_harmful_prompts=4, eval_max_new_tokens=8, eval_fa_max=4)
     settings = Settings(home=home, broker_url="filesystem://", **worker_cfg)
     upgrade(settings.database_url)
     inference_url, inference, inference_thread = serve_asgi(build_app(settings, BASE, model_dir=model))
@@ -194,3 +195,20 @@ def test_the_dashboard_shows_the_backend_and_its_adapters(served: Served) -> Non
     assert backend["reachable"] and backend["bases"] == ["*"] and backend["served"] == [BASE]
     assert served.checkpoint in backend["adapters"] and backend["requests"] >= 3
     assert backend["latency_p50_s"] is not None and backend["queue_depth"] == 0
+
+
+def test_a_generation_past_the_timeout_is_a_504(served: Served) -> None:
+    """The embedded server gives up on a generation after `inference_timeout_s`; the API passes that on as a 504."""
+    impatient = served.settings.model_copy(update={"inference_timeout_s": 0.001})
+    url, inference, inference_thread = serve_asgi(build_app(impatient, BASE, model_dir=served.api.model_dir))
+    base_url, api, api_thread = serve(served.settings.model_copy(update={"inference_backends": {"*": url}}))
+    try:
+        client = openai.OpenAI(api_key=served.client.api_key, base_url=base_url + "/v1", max_retries=0)
+        with pytest.raises(openai.InternalServerError) as exc:
+            ask(client, BASE, max_tokens=64)
+        assert exc.value.status_code == 504 and exc.value.code == "timeout", exc.value.body
+        assert "longer than" in exc.value.message
+    finally:
+        for s, t in ((api, api_thread), (inference, inference_thread)):
+            s.should_exit = True
+            t.join(10)
