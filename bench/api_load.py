@@ -5,12 +5,12 @@ pagination at 1k vs 100k jobs. Prints JSON.
                              [--also-running "bench/safety.py"] [--save]
 
 Starts a private PostgreSQL, Redis and S3 (moto) with tests/servers.py, migrates, registers the tiny test model
-as base `tiny-aligned`, uploads one training file and starts `ftaas serve` (one uvicorn process) against them on
+as base `tiny-aligned`, uploads a training file per org and starts `ftaas serve` (one uvicorn process) against them on
 loopback. Each client is an asyncio task on one shared httpx.AsyncClient that cycles create → list → events
 (events of a job it created) until `--requests` requests in all or `--duration` seconds, whichever comes first.
 No worker runs: created jobs stay queued and their messages wait in Redis, which is what the API sees in front of
 a busy GPU fleet. Pagination: jobs are inserted in bulk through the ORM for one org, then `GET
-/v1/fine_tuning/jobs?limit=20` is timed for the first page and for a deep page (`after=` the job 100 from the
+/v1/fine_tuning/jobs?limit=20` is timed for the first page and for a deep page (`after=` a job within 100 of the
 oldest end); O(limit) pagination keeps the two, and the 1k and 100k figures, close.
 `--also-running` only records what else loaded the machine, since these are wall-clock figures.
 """
@@ -226,8 +226,9 @@ def pagination(settings: Settings, base_url: str, sizes: list[int], training_fil
     for size in sizes:
         start = time.perf_counter()
         insert_jobs(settings.database_url, org_id, size - have, training_file)
+        inserted = round(time.perf_counter() - start, 1)
         have = size
-        out[str(size)] = {**time_pages(base_url, key), "insert_s": round(time.perf_counter() - start, 1)}
+        out[str(size)] = {**time_pages(base_url, key), "insert_s": inserted}
     return out
 
 

@@ -142,6 +142,7 @@ def _upload_in_parts(api: LiveAPI, http: httpx.Client, file: gen.GeneratedFile, 
         counts["valid_2xx"] += 1
         return
     counts["invalid"] += 1
+    counts[f"kind:{file.bad.fragment}"] += 1
     message = _check_refusal(r, file, counts)
     assert message.endswith(f"(upload {upload['id']} is discarded)")
     assert api.store.list(f"uploads/{upload['id']}/") == [] and set(api.store.list("files/")) == before
