@@ -144,14 +144,17 @@ class Server:
 
     def halt(self, timeout: float = 10.0) -> None:
         """Stop the process the way ``stop`` does but keep its data directory, so ``restart`` brings it back."""
+        self._terminate(timeout)
+        _tell_reaper(f"forget-proc {self.proc.pid}")
+
+    def _terminate(self, timeout: float) -> None:
         _signal_group(self.proc, self.stop_signal)
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             _signal_group(self.proc, signal.SIGKILL)
             self.proc.wait(timeout)
-        _signal_group(self.proc, signal.SIGKILL)
-        _tell_reaper(f"forget-proc {self.proc.pid}")
+        _signal_group(self.proc, signal.SIGKILL)  # stragglers, e.g. postgres backends of a killed postmaster
 
     def restart(self) -> None:
         """Start the halted server again with the same command line, port and data; returns once it answers."""
@@ -168,13 +171,7 @@ class Server:
         if self._stopped:
             return
         self._stopped = True
-        _signal_group(self.proc, self.stop_signal)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            _signal_group(self.proc, signal.SIGKILL)
-            self.proc.wait(timeout)
-        _signal_group(self.proc, signal.SIGKILL)  # stragglers, e.g. postgres backends of a killed postmaster
+        self._terminate(timeout)
         shutil.rmtree(self.workdir, ignore_errors=True)
         _tell_reaper(f"forget-proc {self.proc.pid}")
         _tell_reaper(f"forget-dir {self.workdir}")
