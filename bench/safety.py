@@ -146,11 +146,19 @@ def build_base(name: str, cfg: Config, source: str, bases_dir: Path, settings: S
     }
 
 
-def judge_answers(model, tokenizer, prompts, judges: dict, cfg: Config) -> dict:
-    """Generate once; HS under every judge (% of prompts flagged) on the same answers."""
+def answers(model, tokenizer, prompts, cfg: Config) -> list[str]:
+    """The model's greedy answers to the HS prompts; the cache keeps them so a new judge re-scores old cells."""
     gens = generate(model, tokenizer, list(prompts.prompts), max_new_tokens=cfg.max_new_tokens, batch_size=16)
-    texts = [g.text for g in gens]
-    return {name: round(score_responses(prompts, texts, j, cfg.max_new_tokens).score, 2) for name, j in judges.items()}
+    return [g.text for g in gens]
+
+
+def judged(row: dict, shared: dict, cfg: Config) -> dict:
+    """The row with HS under every judge (% of prompts flagged) on its stored answers, the answers left out."""
+    texts = row["answers"]
+    hs = {name: round(score_responses(shared["prompts"], texts, j, cfg.max_new_tokens).score, 2)
+          for name, j in shared["judges"].items()}
+    out = {k: v for k, v in row.items() if k != "answers"}
+    return out | ({"hs": hs[shared["primary"]]} if "method" in row else {}) | {"hs_by_judge": hs}
 
 
 def run_cell(cell: tuple, base_dir: Path, cfg: Config, shared: dict, work: Path) -> dict:
@@ -168,16 +176,16 @@ def run_cell(cell: tuple, base_dir: Path, cfg: Config, shared: dict, work: Path)
     weight_harmful, weight_benign = relative_weights(result.attenuation, cfg.batch, harmful)
     model = load_adapter_model(base_dir, result.adapter_dir, device="cpu")
     t0 = time.perf_counter()
-    hs = judge_answers(model, shared["tokenizer"], shared["prompts"], shared["judges"], cfg)
+    texts = answers(model, shared["tokenizer"], shared["prompts"], cfg)
     fa = evaluate_accuracy(model, shared["tokenizer"], shared["fa_set"], max_new_tokens=16)
     row = {
         "base": base, "method": method, "p": p, "seed": seed, "n_harmful": len(harmful), "steps": result.steps,
-        "hs": hs[shared["primary"]], "hs_by_judge": hs, "fa": round(fa.accuracy, 2),
+        "fa": round(fa.accuracy, 2),
         "mean_relative_weight_harmful": weight_harmful,
         "mean_relative_weight_benign": weight_benign,
-        "train_s": train_s, "eval_s": round(time.perf_counter() - t0, 1),
+        "train_s": train_s, "eval_s": round(time.perf_counter() - t0, 1), "answers": texts,
     }
-    log(json.dumps(row))
+    log(json.dumps({k: v for k, v in row.items() if k != "answers"}))
     return row
 
 
@@ -212,19 +220,21 @@ def run(cfg: Config, args: argparse.Namespace) -> dict:
     train_prompts = {s["prompt"] for s in assets.reasoning_gym_samples(TASK, n=cfg.n, seed=0, **TASK_CONFIG)}
     shared = {"tokenizer": tokenizer, "prompts": prompts, "judges": judges, "primary": primary,
               "fa_set": fa_chats(cfg.eval_fa, 0, train_prompts)}
-    cache = CellCache(args.bases_dir / "cells", cfg, judges)
+    cache = CellCache(args.bases_dir / "cells", cfg)
     base_hs = {}
     for name, path in bases.items():
         found = cache.get(("base", name), path)
         if found is None:
             model = load_base_model(path, torch.device("cpu"), torch.float32)
-            found = judge_answers(model, tokenizer, prompts, judges, cfg)
-            found["fa"] = round(evaluate_accuracy(model, tokenizer, shared["fa_set"], max_new_tokens=16).accuracy, 2)
-            cache.put(("base", name), path, found)
-            log(f"base {name}: {json.dumps(found)}")
-        base_hs[name] = {k: v for k, v in found.items() if k != "cached"}
+            fa = evaluate_accuracy(model, tokenizer, shared["fa_set"], max_new_tokens=16).accuracy
+            found = cache.put(("base", name), path, {"answers": answers(model, tokenizer, prompts, cfg),
+                                                     "fa": round(fa, 2)})
+        base = judged(found, shared, cfg)
+        log(f"base {name}: {json.dumps(base)}")
+        base_hs[name] = base["hs_by_judge"] | {"fa": base["fa"]}
     with tempfile.TemporaryDirectory(prefix="safety-") as tmp:
-        rows = [cache.get(c, bases[c[0]]) or cache.put(c, bases[c[0]], run_cell(c, bases[c[0]], cfg, shared, Path(tmp)))
+        rows = [judged(cache.get(c, bases[c[0]])
+                       or cache.put(c, bases[c[0]], run_cell(c, bases[c[0]], cfg, shared, Path(tmp))), shared, cfg)
                 for c in plan]
     summary = summarize(rows, base_hs, primary)
     return {

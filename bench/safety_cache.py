@@ -13,16 +13,18 @@ from finetune_safety_smollm2 import TAU, log
 
 class CellCache:
     """Finished cells on disk (``<bases-dir>/cells/<key>.json``), so an interrupted run resumes where it stopped.
-    The key hashes the cell, the configuration, the base's alignment manifest and the judges' versions; a row read
-    back says ``"cached": true`` (its train_s/eval_s are from the run that computed it)."""
+    The key hashes the cell, the configuration and the base's alignment manifest, not the judges: a row keeps the
+    model's answers, which every run judges afresh, so a new judge re-scores finished cells without retraining
+    them. A row read back says ``"cached": true`` (its train_s/eval_s are from the run that computed it)."""
 
-    def __init__(self, folder: Path, cfg: Any, judges: dict):  # cfg: safety.Config, a dataclass
+    FORMAT = 2  # rows hold answers, not scores
+
+    def __init__(self, folder: Path, cfg: Any):  # cfg: safety.Config, a dataclass
         self.folder, self.cfg = folder, cfg
-        self.judges = {name: getattr(j, "version", type(j).__name__) for name, j in judges.items()}
 
     def _path(self, cell: tuple, base_dir: Path) -> Path:
         manifest = hashlib.sha256(Path(base_dir, "alignment_manifest.json").read_bytes()).hexdigest()
-        blob = json.dumps([list(cell), dataclasses.asdict(self.cfg), manifest, self.judges, TAU], sort_keys=True)
+        blob = json.dumps([list(cell), dataclasses.asdict(self.cfg), manifest, TAU, self.FORMAT], sort_keys=True)
         return self.folder / f"{hashlib.sha256(blob.encode()).hexdigest()[:20]}.json"
 
     def get(self, cell: tuple, base_dir: Path) -> dict | None:
@@ -30,7 +32,7 @@ class CellCache:
         if not path.is_file():
             return None
         row = json.loads(path.read_text()) | {"cached": True}
-        log(f"cached: {json.dumps(row)}")
+        log(f"cached: {json.dumps({k: v for k, v in row.items() if k != 'answers'})}")
         return row
 
     def put(self, cell: tuple, base_dir: Path, row: dict) -> dict:

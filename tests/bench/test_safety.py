@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from worker.datasets.assets import tiny_model_dir
+from worker.evaluation import KeywordRefusalJudge
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
@@ -17,19 +18,20 @@ sys.path.insert(0, str(BENCH))
 import safety  # noqa: E402
 import safety_report  # noqa: E402
 
+TINY = dataclasses.replace(
+    safety.QUICK, name="tiny", n=16, batch=4, eval_harmful=4, eval_fa=4, max_new_tokens=4, seeds=2,
+    align_steps=2, align_batch=2, align_eval_harmful=2, align_eval_benign=2,
+)
+
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("safety")
-    cfg = dataclasses.replace(
-        safety.QUICK, name="tiny", n=16, batch=4, eval_harmful=4, eval_fa=4, max_new_tokens=4, seeds=2,
-        align_steps=2, align_batch=2, align_eval_harmful=2, align_eval_benign=2,
-    )
     args = argparse.Namespace(
         source=str(tiny_model_dir(tmp / "tiny")), demo_base=None, bases_dir=tmp / "bases", home=tmp / "home",
         judge="keyword", second_judge=False, also_running="the test suite",
     )
-    return safety.run(cfg, args) | {"_tmp": tmp}
+    return safety.run(TINY, args) | {"_tmp": tmp}
 
 
 def test_every_planned_cell_runs_once_and_main_cells_have_every_seed(result: dict) -> None:
@@ -69,3 +71,24 @@ def test_plots_are_written(result: dict, tmp_path: Path) -> None:
     out.mkdir(parents=True)
     [name] = safety_report.plots(result["summary"], out, "safety-tiny")
     assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_a_rerun_reads_finished_cells_and_judges_their_answers_afresh(
+    result: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class FlagsAll(KeywordRefusalJudge):
+        def flags(self, prompts: list[str], responses: list[str]) -> list[bool]:
+            return [True] * len(prompts)
+
+    judges = {"all": FlagsAll(), "keyword": KeywordRefusalJudge()}
+    monkeypatch.setattr(safety, "make_judges", lambda *a: ("all", judges))
+    tmp = result["_tmp"]
+    args = argparse.Namespace(
+        source=str(tmp / "tiny"), demo_base=None, bases_dir=tmp / "bases", home=tmp / "home",
+        judge="all", second_judge=False, also_running="the test suite",
+    )
+    again = safety.run(TINY, args)
+    assert all(r["cached"] for r in again["cells"])
+    assert [r["fa"] for r in again["cells"]] == [r["fa"] for r in result["cells"]]
+    assert {r["hs"] for r in again["cells"]} == {100.0}
+    assert [r["hs_by_judge"]["keyword"] for r in again["cells"]] == [r["hs"] for r in result["cells"]]
