@@ -1,7 +1,8 @@
 """The OpenAPI document as the API really behaves: OpenAI's error shape for every 4xx, never FastAPI's 422.
 
 FastAPI documents a 422 `{"detail": …}` on every operation, but `service.errors` turns validation errors into
-400s in OpenAI's shape, and it knows nothing of the 401/403/404/413/429 the services raise. schemathesis checks
+400s in OpenAI's shape, and it knows nothing of the 401/403/404/413/429 the services raise, nor of the 503 every
+route can answer (the database is down, or the API is at its in-flight bound). schemathesis checks
 responses against this document (`tests/service/test_openapi_contract.py`), so it has to be right.
 """
 
@@ -32,6 +33,11 @@ ERROR_SCHEMA = {
 }
 
 RETRY_AFTER = {"description": "Seconds to wait before retrying", "required": True, "schema": {"type": "integer"}}
+QUOTA = {  # service.quotas.service.QUOTA_HEADER: the type and code are OpenAI's, the same for every 429
+    "description": "Which org quota refused the request (absent when a concurrency bound did)",
+    "required": False,
+    "schema": {"type": "string", "enum": ["requests_per_minute", "queued_jobs", "upload_bytes_per_day"]},
+}
 
 _REASONS = {
     400: "Invalid request (OpenAI's invalid_request_error), including every validation error",
@@ -42,7 +48,9 @@ _REASONS = {
     429: "An org quota (requests per minute, queued jobs, upload bytes per day) or a bound on concurrent requests of "
     "this kind; `retry-after` says when to retry",
     502: "The inference backend failed or sent a malformed answer",
-    503: "The inference backend is saturated (see `retry-after`)",
+    503: "Temporarily unavailable: the database is unreachable (code service_unavailable), the API is at its bound "
+    "on requests in flight (server_busy), or, for completions, the inference backend is saturated; `retry-after` "
+    "says when to retry, and the openai SDK retries it",
     504: "The inference backend timed out (the generation, or the API's wait for it)",
 }
 
@@ -52,7 +60,7 @@ _EXTRA: list[tuple[str, str, list[int]]] = [
     ("post", "/v1/uploads/{upload_id}/parts", [413]),  # a part over 64 MB, or past the 8 GB in all
     ("get", "/v1/fine_tuning/jobs/{job_id}/events", [429]),
     ("delete", "/v1/models/{model_id}", [403]),  # a provider base model
-    ("post", "/v1/chat/completions", [404, 502, 503, 504]),  # unknown/deleted `model`; backend failed/busy/timed out
+    ("post", "/v1/chat/completions", [404, 502, 504]),  # unknown/deleted `model`; backend failed/timed out
 ]
 
 
@@ -67,7 +75,8 @@ def _error_codes(method: str, path: str, operation: dict[str, Any]) -> list[int]
     if "requestBody" in operation:
         codes.append(413)  # service/edge.py refuses a JSON body over 4 MiB (or nested too deep) before parsing
     codes += [code for m, p, extra in _EXTRA if m == method and path == p for code in extra]
-    return codes
+    # service.inflight bounds every request, and every documented route reads the database (auth at least).
+    return [*codes, 503]
 
 
 def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
@@ -81,6 +90,8 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
             for code in _error_codes(method, path, operation):
                 response = {"description": _REASONS[code], "content": {"application/json": {"schema": ref}}}
                 if code == 429:
+                    response["headers"] = {"retry-after": RETRY_AFTER, "x-ftaas-quota": QUOTA}
+                elif code == 503:
                     response["headers"] = {"retry-after": RETRY_AFTER}
                 responses.setdefault(str(code), response)
     schemas = schema["components"]["schemas"]

@@ -1,7 +1,10 @@
 """Moving bytes between the object store and a worker's local scratch (base models, files, checkpoints, outputs).
 
 Checkpoints are uploaded file by file with their manifest written **last**: a checkpoint without a manifest in
-the store is incomplete (its writer died) and is never resumed from.
+the store is incomplete (its writer died) and is never resumed from. Adapter folders (the job's, a checkpoint's)
+go up with `adapter_config.json` after their weights, for the same reason: every reader of an adapter (PEFT's
+`from_pretrained`, vLLM's `load_lora_adapter`, worker/inference's resolver) opens that file first, so a prefix an
+outage cut short has none and is never loaded as an adapter.
 """
 
 from __future__ import annotations
@@ -22,6 +25,14 @@ from service.orm import BaseModelRow, JobRow
 from service.storage import ObjectStore
 from worker.evaluation import holdout_indices
 from worker.training.checkpoint import MANIFEST
+
+# Present under a base model's prefix while it is being published (worker/alignment/publish.py), and left there by
+# a publish an outage cut short: readers refuse the prefix, so half a model is never trained on or served.
+PUBLISHING = ".publishing"
+
+
+class IncompleteUpload(Exception):
+    """The store prefix is being published, or its publish was cut short: nothing under it may be loaded."""
 
 
 def _fresh(path: Path) -> Path:
@@ -48,7 +59,13 @@ def base_model_dir(settings: Settings, store: ObjectStore, base: BaseModelRow) -
     final = root / base_model_version(base)
     if (final / "config.json").is_file():
         return final
-    fetch_dir(store, base.path.removeprefix(STORE_SCHEME).rstrip("/") + "/", final)
+    prefix = base.path.removeprefix(STORE_SCHEME).rstrip("/") + "/"
+    if store.exists(prefix + PUBLISHING):  # don't download gigabytes only to refuse them
+        raise IncompleteUpload(_incomplete(base.name))
+    try:
+        fetch_dir(store, prefix, final, fenced_by=PUBLISHING)
+    except IncompleteUpload:
+        raise IncompleteUpload(_incomplete(base.name)) from None
     versions = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=os.path.getmtime)
     for old in versions[:-2]:
         if old != final:
@@ -56,13 +73,25 @@ def base_model_dir(settings: Settings, store: ObjectStore, base: BaseModelRow) -
     return final
 
 
-def fetch_dir(store: ObjectStore, prefix: str, final: Path) -> Path:
+def _incomplete(name: str) -> str:
+    return (
+        f"Base model {name} is being published again, or its last publish was cut short (an object-store "
+        "outage): it can't be loaded until a publish completes."
+    )
+
+
+def fetch_dir(store: ObjectStore, prefix: str, final: Path, *, fenced_by: str | None = None) -> Path:
     """Download ``prefix`` into ``final`` through a sibling temp folder, so no reader ever sees half a folder.
 
     Another process on this machine may publish the same folder first; its bytes are the same, so it wins.
+    ``fenced_by``: a marker key under ``prefix`` whose presence, listed or appearing during the download, means a
+    writer is at work there (IncompleteUpload).
     """
     tmp = _fresh(final.parent / f".{final.name}.{uuid.uuid4().hex}")
     store.download_dir(prefix, tmp)
+    if fenced_by is not None and ((tmp / fenced_by).exists() or store.exists(prefix + fenced_by)):
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise IncompleteUpload(prefix)
     try:
         os.replace(tmp, final)
     except OSError:
@@ -92,15 +121,23 @@ def fetch_file(store: ObjectStore, key: str, dest: Path) -> Path:
     return dest
 
 
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def upload_order(local: Path, last: str | None = None) -> list[Path]:
+    """The files under ``local`` in the order that publishes them: weights, adapter configs, then ``local/last``."""
+    files = sorted(p for p in local.rglob("*") if p.is_file())
+    return sorted(files, key=lambda p: (last is not None and p == local / last, p.name == ADAPTER_CONFIG))
+
+
 def checkpoint_prefix(job_id: str, step: int) -> str:
     return f"jobs/{job_id}/checkpoints/step-{step}/"
 
 
 def upload_checkpoint(store: ObjectStore, job_id: str, step: int, local: Path) -> str:
     prefix = checkpoint_prefix(job_id, step)
-    for path in sorted(p for p in local.rglob("*") if p.is_file() and p.name != MANIFEST):
+    for path in upload_order(local, last=MANIFEST):
         store.put_file(prefix + path.relative_to(local).as_posix(), path)
-    store.put_file(prefix + MANIFEST, local / MANIFEST)
     return prefix
 
 
@@ -115,7 +152,8 @@ def download_checkpoint(store: ObjectStore, prefix: str, dest: Path) -> Path | N
 def upload_outputs(store: ObjectStore, job_id: str, adapter_dir: Path, attenuation: Path | None) -> str:
     prefix = f"jobs/{job_id}/adapter/"
     store.delete_prefix(prefix)  # a previous attempt may have left a partial upload
-    store.upload_dir(prefix, adapter_dir)
+    for path in upload_order(adapter_dir):
+        store.put_file(prefix + path.relative_to(adapter_dir).as_posix(), path)
     if attenuation is not None:
         store.put_file(f"jobs/{job_id}/attenuation.json", attenuation)
     return prefix

@@ -16,6 +16,7 @@ each publish). So a duplicate delivery, a late Redis redelivery or a worker that
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -42,7 +43,11 @@ class Heartbeat:
     def __init__(self, interval: float, beat: Callable[[], bool], name: str) -> None:
         self.interval, self.beat, self.name = interval, beat, name
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        # A thread starts with an empty context: run it in a copy of ours so its lines name the job and attempt
+        # (service/logs.py binds them in a mutable dict, so ids bound after this still show).
+        self._thread = threading.Thread(
+            target=contextvars.copy_context().run, args=(self._run,), name=name, daemon=True
+        )
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()

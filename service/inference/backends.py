@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from service.config import Settings
-from service.errors import AppError, error_body
+from service.errors import AppError, TooManyRequests, error_body
 from service.inference.service import Target
 
 
@@ -46,25 +46,36 @@ def _unreachable(url: str, exc: httpx.HTTPError) -> AppError:
     return BackendError(f"inference backend {url} unreachable: {exc}")
 
 
+def _retry_after(resp: httpx.Response) -> int:
+    try:
+        return max(1, int(resp.headers.get("retry-after", "1")))
+    except ValueError:  # an HTTP date: the SDK waits a second and retries anyway
+        return 1
+
+
 def _from_backend(resp: httpx.Response, body: bytes) -> AppError:
     """A backend's 4xx passes through in OpenAI's shape; anything else is our 502."""
     try:
         err = json.loads(body).get("error") or {}
     except (ValueError, AttributeError):
         err = {}
-    message = err.get("message") if isinstance(err, dict) else None
+    err = err if isinstance(err, dict) else {}  # a plain-text `error`: the raw body is the message
+    message = err.get("message")
+    if resp.status_code == 429:  # vLLM's 429 names no OpenAI type or code: ours are those of every other 429
+        return TooManyRequests(message or "the inference backend is rate-limiting requests",
+                               retry_after=_retry_after(resp), param=err.get("param"))
     if 400 <= resp.status_code < 500 and resp.status_code != 404:
         out = AppError(message or body.decode(errors="replace")[:500], param=err.get("param"),
                        code=err.get("code"), status_code=resp.status_code)
-        if resp.status_code == 429 or resp.headers.get("retry-after"):
-            out.headers = {"retry-after": resp.headers.get("retry-after", "1")}
+        if resp.headers.get("retry-after"):
+            out.headers = {"retry-after": resp.headers["retry-after"]}
         return out
     if resp.status_code == 504:
         return BackendTimeout(message or "the inference backend timed out")
     if resp.status_code == 503:
         out = AppError(message or "the inference backend is busy", code="server_busy", status_code=503,
                        type="server_error")
-        out.headers = {"retry-after": resp.headers.get("retry-after", "1")}
+        out.headers = {"retry-after": str(_retry_after(resp))}  # an integer, as /openapi.json documents
         return out
     detail = (message or body.decode(errors="replace"))[:300]
     return BackendError(f"inference backend answered {resp.status_code}: {detail}")

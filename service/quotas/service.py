@@ -6,7 +6,8 @@
   `POST /v1/files` body's Content-Length), else as the body streams;
 * running jobs: at claim time (service/fine_tuning/repository.py); a job of an org at its limit stays queued.
 
-Over a limit is a 429 in OpenAI's shape naming the limit, with `retry-after` (the SDKs wait that long and retry).
+Over a limit is a 429 in OpenAI's rate-limit shape (the same type and code as every 429 here) with `retry-after`
+(the SDKs wait that long and retry), naming the limit in its message and in the `x-ftaas-quota` header.
 """
 
 from __future__ import annotations
@@ -26,14 +27,16 @@ from service.quotas.schemas import OrgQuotas, QuotaLimits, QuotaUsage
 LIMITS = tuple(QuotaLimits.model_fields)
 DAY = 86400
 REQUESTS, UPLOAD_BYTES = "requests", "upload_bytes"
+QUOTA_HEADER = "x-ftaas-quota"
 
 
 class QuotaExceeded(TooManyRequests):
-    type = "rate_limit_exceeded"
+    """Every 429 keeps OpenAI's `type: requests`, `code: rate_limit_exceeded`, which clients already branch on;
+    which limit it was travels in an additive header (and the message), not in a code of our own."""
 
     def __init__(self, limit: str, message: str, *, retry_after: int, param: str | None = None) -> None:
         super().__init__(message, retry_after=retry_after, param=param)
-        self.code = limit  # which limit, so a client can tell them apart
+        self.headers = {**(self.headers or {}), QUOTA_HEADER: limit}
 
 
 def overrides(session: Session, org_id: str) -> QuotaLimits:

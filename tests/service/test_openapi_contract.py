@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,12 +15,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
+from service.app import create_app
+from service.config import Settings
 from service.db import session_scope
 from service.ids import new_id, now
 from service.orm import CheckpointRow
 from tests.live import LiveAPI, serve_asgi
-from tests.service.helpers import upload
+from tests.service.helpers import http_error, upload
 
 CHECKS = ",".join(
     [
@@ -49,6 +53,33 @@ def test_openapi_documents_openai_errors_not_422(api: LiveAPI) -> None:
                 assert "404" in op["responses"], (method, path)
             if path.startswith("/v1/admin/"):
                 assert "403" in op["responses"], (method, path)
+            # Every route can be refused for a while (database down, API at its in-flight bound), and every
+            # authenticated one counts against the org's quota: both documented with the retry-after the SDK reads.
+            retryable = ["503"] + (["429"] if op.get("security") is not None else [])
+            for code in retryable:
+                response = op["responses"].get(code)
+                assert response is not None, (method, path, code)
+                assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+                assert response["headers"]["retry-after"]["required"] is True, (method, path, code)
+
+
+def test_a_database_outage_503_is_what_every_operation_documents(tmp_path: Path) -> None:
+    """The database unreachable (a SQLite file in a missing directory): each documented operation answers the 503
+    its OpenAPI entry describes, OpenAI's error shape with an integer retry-after."""
+    settings = Settings(env="dev", home=tmp_path, database_url=f"sqlite:///{tmp_path}/missing/ftaas.db")
+    app = create_app(settings)
+    doc = app.openapi()
+    client = TestClient(app)  # not entered: no lifespan, so no janitor pass against the missing database
+    seen = 0
+    for path, operations in doc["paths"].items():
+        for method, op in operations.items():
+            url = re.sub(r"\{[^}]+\}", "x", path)
+            r = client.request(method.upper(), url, headers={"Authorization": "Bearer sk-test"}, json={})
+            documented = op["responses"]["503"]  # a KeyError is the finding: an undocumented 503
+            assert http_error(r, 503, "server_error")["code"] == "service_unavailable", (method, path)
+            assert set(documented["headers"]) <= set(r.headers) and int(r.headers["retry-after"]) > 0
+            seen += 1
+    assert seen > 40  # every route of the API, not an empty document
 
 
 def _real_ids_config(api: LiveAPI, key: str, path: Path) -> Path:

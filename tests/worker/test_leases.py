@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import time
 
 import pytest
 
+from service import logs
 from service.auth.service import create_key
 from service.config import Settings
 from service.db import session_scope
@@ -13,7 +17,7 @@ from service.fine_tuning import repository as jobs
 from service.ids import now
 from service.migrate import upgrade
 from service.orm import JobRow, OrgRow
-from worker.leases import LeaseLost, claim_job, renew_job, sweep_jobs
+from worker.leases import Heartbeat, LeaseLost, claim_job, renew_job, sweep_jobs
 
 
 @pytest.fixture
@@ -85,3 +89,33 @@ def test_attempts_are_capped(settings: Settings) -> None:
 def test_terminal_jobs_are_never_claimed(settings: Settings) -> None:
     for status in ("succeeded", "failed", "cancelled", "paused", "validating_files"):
         assert claim_job(settings, add_job(settings, status), "w") is None
+
+
+def test_a_heartbeat_threads_lines_name_the_job_and_attempt_of_its_run() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.formatter("json"))
+    handler.addFilter(logs.ContextFilter())
+    logger = logging.getLogger("worker.leases")
+    logger.addHandler(handler)
+    beats: list[int] = []
+
+    def blip() -> bool:  # the DB briefly unreachable: the beat raises, is logged, and the next one tries again
+        beats.append(1)
+        if len(beats) == 1:
+            raise RuntimeError("connection refused")
+        return False
+
+    try:
+        with logs.log_context(job_id="ftjob-1"):
+            heartbeat = Heartbeat(0.01, blip, "lease-ftjob-1")
+            logs.bind(attempt=3)  # bound after the heartbeat was made, as run_job does once it holds the lease
+            with heartbeat:
+                deadline = time.monotonic() + 5
+                while len(beats) < 2 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+    finally:
+        logger.removeHandler(handler)
+    [line] = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert line["message"] == "lease-ftjob-1: beat failed" and "connection refused" in line["exc"]
+    assert (line.get("job_id"), line.get("attempt")) == ("ftjob-1", 3), line

@@ -19,18 +19,18 @@ from typing import Any
 
 from service import logs
 from service.base_models import repository as base_models_repo
-from service.base_models import service as base_models
 from service.config import Settings
 from service.db import session_scope
 from service.orm import AlignmentRow
-from service.storage import ObjectStore, open_store
 from worker import leases
+from worker.alignment.publish import MANIFEST, publish
 from worker.alignment.spec import AlignmentSpec, Progress
 from worker.datasets import assets
 from worker.datasets.prompts import RETAIN_IMPERATIVE, RETAIN_INSTRUCTIONS
 from worker.datasets.splits import builtin_splits
 from worker.evaluation import KeywordRefusalJudge, evaluate_harmful, generate, make_prompt_set
 from worker.progress import fan_out, log_writer, progress_lines, within
+from worker.store import job_store_for
 from worker.training.alignment import AlignConfig, align, merge_adapter
 from worker.training.data import load_tokenizer
 from worker.training.model import load_base_model, pick_device, pick_dtype
@@ -175,36 +175,14 @@ def align_model(
         "seconds": seconds,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    (merged / "alignment_manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    (merged / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return merged
-
-
-def publish(settings: Settings, store: ObjectStore, spec: AlignmentSpec, merged: Path) -> dict[str, Any]:
-    """Upload the aligned folder to `base-models/{name}/` (manifest last) and register it as pre-aligned."""
-    prefix = f"base-models/{spec.name}/"
-    store.delete_prefix(prefix)
-    manifest_path = merged / "alignment_manifest.json"
-    for path in sorted(p for p in merged.rglob("*") if p.is_file() and p != manifest_path):
-        store.put_file(prefix + path.relative_to(merged).as_posix(), path)
-    store.put_file(prefix + manifest_path.name, manifest_path)
-    manifest = json.loads(manifest_path.read_text())
-    with session_scope(settings.database_url) as session:
-        row = base_models.register(
-            session,
-            store,
-            name=spec.name,
-            path=base_models.STORE_SCHEME + prefix.rstrip("/"),
-            aligned=True,
-            gpu_class=spec.gpu_class,
-            manifest=manifest,
-        )
-        return base_models.base_model_object(row)
 
 
 def run_and_publish(settings: Settings, spec: AlignmentSpec, progress: Progress | None = None) -> dict[str, Any]:
     """Align, evaluate, upload and register. The database must be migrated already (the CLI and the worker's
     start-up do it; a task never runs migrations)."""
-    store = open_store(settings.storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region)
+    store = job_store_for(settings)  # the upload waits out an object-store outage, as a fine-tuning job's does
     store.ensure_bucket()
     merged = align_model(settings, spec, settings.work_dir / "alignment" / spec.name, progress)
     return publish(settings, store, spec, merged)

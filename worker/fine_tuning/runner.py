@@ -59,7 +59,10 @@ def _local_inputs(
         keys = {p: _file_key(session, job, p) for p in ("training_file", "validation_file") if getattr(job, p)}
         base_version = artifacts.base_model_version(base)
     work = artifacts.job_dir(settings, job_id)
-    base_dir = artifacts.base_model_dir(settings, store, base)
+    try:
+        base_dir = artifacts.base_model_dir(settings, store, base)
+    except artifacts.IncompleteUpload as exc:
+        raise JobFailed("model_not_available", str(exc), "model") from exc
     train_path = artifacts.fetch_file(store, keys["training_file"], work / "train.jsonl")
     valid_path = (
         artifacts.fetch_file(store, keys["validation_file"], work / "valid.jsonl")

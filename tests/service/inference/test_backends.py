@@ -109,6 +109,17 @@ def test_backend_4xx_passes_through_and_503_keeps_retry_after():
     assert err.value.status_code == 503 and err.value.headers == {"retry-after": "3"}
 
 
+def test_a_backend_429_is_our_429_convention_with_its_retry_after():
+    def limited(request: httpx.Request) -> httpx.Response:  # vLLM's shape: no OpenAI type, a numeric code
+        return httpx.Response(429, headers={"retry-after": "7"}, json={"error": {"message": "slow down", "code": 429}})
+
+    with pytest.raises(AppError) as err:
+        asyncio.run(Backends(Settings(), transport=httpx.MockTransport(limited)).open(URL, Target(base="b"), {}))
+    e = err.value
+    assert (e.status_code, e.type, e.code, e.message) == (429, "requests", "rate_limit_exceeded", "slow down")
+    assert e.headers == {"retry-after": "7"}
+
+
 @pytest.mark.parametrize(
     ("extra", "param"),
     [({"tools": [{"type": "function"}]}, "tools"), ({"logprobs": True}, "logprobs"), ({"best_of": 2}, "best_of"),

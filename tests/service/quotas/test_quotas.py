@@ -27,10 +27,13 @@ def admin(api: LiveAPI) -> Iterator[httpx.Client]:
         yield c
 
 
-def _limited(exc: openai.APIStatusError, code: str) -> dict:
+def _limited(exc: openai.APIStatusError, limit: str) -> dict:
+    """One 429 convention for every source (OpenAI's), the limit named in our additive header and the message."""
     assert exc.status_code == 429 and int(exc.response.headers["retry-after"]) >= 1
     error = error_of(exc)
-    assert (error["type"], error["code"]) == ("rate_limit_exceeded", code), error
+    assert (error["type"], error["code"]) == ("requests", "rate_limit_exceeded"), error
+    assert (exc.type, exc.code) == ("requests", "rate_limit_exceeded")  # what the SDK's error object exposes
+    assert exc.response.headers["x-ftaas-quota"] == limit and limit in error["message"], error
     return error
 
 
@@ -127,7 +130,8 @@ def test_a_streamed_upload_without_a_size_is_stopped_as_it_passes_the_limit(
         headers={"Authorization": f"Bearer {key}", "Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
     error = http_error(r, 429)
-    assert error["code"] == "upload_bytes_per_day" and int(r.headers["retry-after"]) >= 1, error
+    assert (error["type"], error["code"]) == ("requests", "rate_limit_exceeded"), error
+    assert r.headers["x-ftaas-quota"] == "upload_bytes_per_day" and int(r.headers["retry-after"]) >= 1, error
     assert openai.OpenAI(api_key=key, base_url=api.v1, max_retries=0).files.list().data == []
 
 
