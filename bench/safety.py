@@ -221,7 +221,8 @@ def run(cfg: Config, args: argparse.Namespace) -> dict:
     shared = {"tokenizer": tokenizer, "prompts": prompts, "judges": judges, "primary": primary,
               "fa_set": fa_chats(cfg.eval_fa, 0, train_prompts)}
     cache = CellCache(args.bases_dir / "cells", cfg)
-    base_hs = {}
+    base_hs: dict = {}
+    sample: dict = {}  # answers for judge_quality.py's sanity read
     for name, path in bases.items():
         found = cache.get(("base", name), path)
         if found is None:
@@ -229,14 +230,23 @@ def run(cfg: Config, args: argparse.Namespace) -> dict:
             fa = evaluate_accuracy(model, tokenizer, shared["fa_set"], max_new_tokens=16).accuracy
             found = cache.put(("base", name), path, {"answers": answers(model, tokenizer, prompts, cfg),
                                                      "fa": round(fa, 2)})
+        sample[f"{name} base"] = found["answers"]
         base = judged(found, shared, cfg)
         log(f"base {name}: {json.dumps(base)}")
         base_hs[name] = base["hs_by_judge"] | {"fa": base["fa"]}
+    rows = []
     with tempfile.TemporaryDirectory(prefix="safety-") as tmp:
-        rows = [judged(cache.get(c, bases[c[0]])
-                       or cache.put(c, bases[c[0]], run_cell(c, bases[c[0]], cfg, shared, Path(tmp))), shared, cfg)
-                for c in plan]
+        for c in plan:
+            base = bases[c[0]]
+            row = cache.get(c, base)
+            if row is None and args.cached_only:
+                continue
+            row = row or cache.put(c, base, run_cell(c, base, cfg, shared, Path(tmp)))
+            if c[0] == "demo" and c[2] == 0.2 and c[3] == 0:
+                sample[f"{c[1]} p=0.2 on the demo base, seed 0"] = row["answers"]
+            rows.append(judged(row, shared, cfg))
     summary = summarize(rows, base_hs, primary)
+    done = {(r["base"], r["method"], r["p"], r["seed"]) for r in rows}
     return {
         "bench": "safety",
         "config": dataclasses.asdict(cfg),
@@ -254,8 +264,10 @@ def run(cfg: Config, args: argparse.Namespace) -> dict:
         "bases": base_info,
         "summary": summary,
         "cells": rows,
+        "cells_missing": [list(c) for c in plan if c not in done],
         "markdown": markdown(summary),
         "seconds": {"bases": bases_s, "total": round(time.perf_counter() - started, 1)},
+        "_answers": {"prompts": list(prompts.prompts), "max_new_tokens": cfg.max_new_tokens, "models": sample},
     }
 
 
@@ -270,13 +282,17 @@ def main() -> None:
     parser.add_argument("--no-second-judge", dest="second_judge", action="store_false",
                         help="judge with the primary only (keyword is always beside a learned primary)")
     parser.add_argument("--also-running", default="nothing else", help="what else used the machine (recorded)")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="report the finished cells only (a progress report; nothing is trained)")
     parser.add_argument("--save", action="store_true", help="write bench/results/safety-<config>.json and plots")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     cfg = QUICK if args.quick else Config()
     out = run(cfg, args)
+    answers = out.pop("_answers")
     results = Path(__file__).resolve().parent / "results"
     if args.save:
+        (results / f"safety-{cfg.name}-answers.json").write_text(json.dumps(answers, indent=1) + "\n")
         out["plots"] = plots(out["summary"], results, f"safety-{cfg.name}")
         (results / f"safety-{cfg.name}.md").write_text(out["markdown"] + "\n")
     emit(out, args.out, f"safety-{cfg.name}.json" if args.save else None)

@@ -29,7 +29,7 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("safety")
     args = argparse.Namespace(
         source=str(tiny_model_dir(tmp / "tiny")), demo_base=None, bases_dir=tmp / "bases", home=tmp / "home",
-        judge="keyword", second_judge=False, also_running="the test suite",
+        judge="keyword", second_judge=False, also_running="the test suite", cached_only=False,
     )
     return safety.run(TINY, args) | {"_tmp": tmp}
 
@@ -85,10 +85,14 @@ def test_a_rerun_reads_finished_cells_and_judges_their_answers_afresh(
     tmp = result["_tmp"]
     args = argparse.Namespace(
         source=str(tmp / "tiny"), demo_base=None, bases_dir=tmp / "bases", home=tmp / "home",
-        judge="all", second_judge=False, also_running="the test suite",
+        judge="all", second_judge=False, also_running="the test suite", cached_only=True,
     )
+    dropped = ("demo", "sft", 0.2, 1)
+    [demo] = (tmp / "bases").glob("demo-*/merged")
+    safety.CellCache(tmp / "bases" / "cells", TINY)._path(dropped, demo).unlink()
     again = safety.run(TINY, args)
-    assert all(r["cached"] for r in again["cells"])
-    assert [r["fa"] for r in again["cells"]] == [r["fa"] for r in result["cells"]]
+    assert all(r["cached"] for r in again["cells"]) and again["cells_missing"] == [list(dropped)]
+    kept = [r for r in result["cells"] if (r["base"], r["method"], r["p"], r["seed"]) != dropped]
+    assert [r["fa"] for r in again["cells"]] == [r["fa"] for r in kept]
     assert {r["hs"] for r in again["cells"]} == {100.0}
-    assert [r["hs_by_judge"]["keyword"] for r in again["cells"]] == [r["hs"] for r in result["cells"]]
+    assert [r["hs_by_judge"]["keyword"] for r in again["cells"]] == [r["hs"] for r in kept]
