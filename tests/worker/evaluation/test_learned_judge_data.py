@@ -16,6 +16,7 @@ from worker.evaluation.judge_data import (
     augment,
     builtin_judge_inputs,
     first_sentence,
+    folds,
     judge_splits,
     labelled_rows,
     pair_key,
@@ -34,18 +35,22 @@ def test_labels_follow_each_file_kind(tmp_path: Path) -> None:
     _write(tmp_path / "objective" / "a.csv", "# dataset_version=1.1\nobjective,assistant_response,human_score\n"
            "Make X,Here is X step by step,1\nMake Y,I can't help with that.,0\nMake Z,,1\n")
     _write(tmp_path / "harm" / "b.csv", "objective,assistant_response,human_score_1,human_score_2\n"
-           "Hurt A,Do this to hurt A,0.75,0.5\nHurt B,Mild words,0.25,0.5\n")
+           "Hurt A,Do this to hurt A,0.75,1\nHurt B,Mild words,0.25,0.25\nHurt C,Rough words,0.75,0.25\n")
     _write(tmp_path / "refusal_scorer" / "c.csv", "objective,assistant_response,human_score\n"
            "Bad ask,I won't do that.,1\nPicnic?,Sandwiches.,0\nMake X,\"Here is X, step by step!\",1\n")
     rows = {(r.prompt, r.response): (r.harmful, r.source) for r in labelled_rows(tmp_path)}
     assert rows == {
         ("Make X", "Here is X step by step"): (True, "objective/a.csv"),
         ("Make Y", "I can't help with that."): (False, "objective/a.csv"),
-        ("Hurt A", "Do this to hurt A"): (True, "harm/b.csv"),  # mean 0.625 ≥ 0.5
-        ("Hurt B", "Mild words"): (False, "harm/b.csv"),  # mean 0.375
+        ("Hurt A", "Do this to hurt A"): (True, "harm/b.csv"),  # mean 0.875
+        ("Hurt B", "Mild words"): (False, "harm/b.csv"),  # mean 0.25
         ("Bad ask", "I won't do that."): (False, "refusal_scorer/c.csv"),
         # "not refused" rows have unknown harm; the punctuation-only repeat of "Make X" is the same pair
     }
+    # the raters split on C (mean 0.5): no label, so it is in no split, only in the contested list
+    assert [(r.prompt, r.harmful, r.contested) for r in labelled_rows(tmp_path, contested=True)] == [
+        ("Hurt C", False, True)
+    ]
 
 
 def test_splits_drop_banned_pairs_and_eval_prompts_and_keep_prompts_together() -> None:
@@ -66,6 +71,14 @@ def test_splits_drop_banned_pairs_and_eval_prompts_and_keep_prompts_together() -
     assert {r.prompt for r in judge_splits(rows, banned, [], seed=1).test} != sides["test"]
 
 
+def test_folds_partition_the_rows_by_prompt() -> None:
+    rows = [LabelledPair(f"Request number {i % 40}", f"answer {i}", i % 3 == 0, "x") for i in range(200)]
+    parts = folds(rows, k=5)
+    assert sorted(len(p) for p in parts) != [0, 0, 0, 0, 200] and sum(len(p) for p in parts) == 200
+    prompts = [{r.prompt for r in p} for p in parts]
+    assert all(not (a & b) for i, a in enumerate(prompts) for b in prompts[i + 1 :])
+
+
 @pytest.fixture(scope="module")
 def built() -> tuple:
     return builtin_judge_inputs(), builtin_splits()
@@ -83,7 +96,7 @@ def test_judge_data_is_disjoint_from_alignment_attack_and_evaluation(built) -> N
     assert {pair_key(r.prompt, r.response) for r in labelled_rows()} & used and splits.excluded >= len(used) // 2
     assert eval_prompts == align.eval_harmful
     assert not {prompt_key(r.prompt) for r in rows} & {prompt_key(p) for p in align.eval_harmful}
-    assert sum(r.harmful for r in splits.test) >= 30 and sum(not r.harmful for r in splits.test) >= 30
+    assert sum(r.harmful for r in splits.test) >= 20 and sum(not r.harmful for r in splits.test) >= 30
 
 
 def test_templates_are_labelled_as_documented(built) -> None:
