@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml Makefile
 
 system-deps:
 	bash scripts/ensure-system-deps
+	bash scripts/ensure-axe-core >/dev/null
 
 run: install
 	$(VENV)/bin/ftaas up
@@ -37,4 +38,4 @@ lint: install
 	$(VENV)/bin/mypy service worker
 
 clean:
-	rm -rf $(VENV) .ftaas .pytest_cache
+	rm -rf $(VENV) .ftaas .pytest_cache .test-tools

@@ -12,9 +12,18 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from service.dashboard.alignments import AlignmentPage
+from service.dashboard.jobs import JobPage
+from service.dashboard.orgs import LIMITS, OrgPage
 from service.dashboard.schemas import Dashboard
 
 REFRESH_SECONDS = 5
+# Customer bytes (a training line, report.json) go out as inert text: never sniffed into HTML, never scripted.
+RAW_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'",
+               "Cache-Control": "no-store"}  # fmt: skip
+# report.html is the worker's page built from customer data: its own inline styles, no script, no same-origin.
+SANDBOX_HEADERS = {**RAW_HEADERS, "Content-Security-Policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'; "
+                   "img-src data:"}  # fmt: skip
 
 
 def ago(ts: float | None, now: float | None = None) -> str:
@@ -78,7 +87,10 @@ def login_page(
     )
 
 
-def dashboard_page(request: Request, data: Dashboard, org_name: str, csrf_token: str) -> HTMLResponse:
+def dashboard_page(
+    request: Request, data: Dashboard, org_name: str, csrf_token: str, view: dict[str, Any]
+) -> HTMLResponse:
+    """The overview; ``view`` holds its charts, the filters asked for and the choices the filters offer."""
     return _html(
         "dashboard.html",
         200,
@@ -87,4 +99,70 @@ def dashboard_page(request: Request, data: Dashboard, org_name: str, csrf_token:
         csrf_token=csrf_token,
         logout_url=request.url_for("dashboard_logout").path,
         json_url=request.url_for("admin_dashboard").path,
+        job_url=request.url_for("dashboard").path + "/jobs",
+        org_url=request.url_for("dashboard").path + "/orgs",
+        alignment_url=request.url_for("dashboard").path + "/alignments",
+        register_base_url=request.url_for("dashboard_register_base").path,
+        **view,
     )
+
+
+def job_page(
+    request: Request, page: JobPage, org_name: str, csrf_token: str, message: str | None = None, status_code: int = 200
+) -> HTMLResponse:
+    job_url = request.url_for("dashboard_job", job_id=page.job.id).path
+    return _html(
+        "job.html",
+        status_code,
+        p=page,
+        org_name=org_name,
+        csrf_token=csrf_token,
+        message=message,
+        dashboard_url=request.url_for("dashboard").path,
+        logout_url=request.url_for("dashboard_logout").path,
+        cancel_url=job_url + "/cancel",
+        report_url=job_url + "/report.json",
+        report_html_url=job_url + "/report.html",
+        line_url=job_url + "/lines",
+        org_url=request.url_for("dashboard_org", name=page.org).path,
+    )
+
+
+def org_page(
+    request: Request, page: OrgPage, org_name: str, csrf_token: str, message: str | None = None, status_code: int = 200
+) -> HTMLResponse:
+    name = page.quotas.org_name
+    return _html(
+        "org.html",
+        status_code,
+        p=page,
+        limits=LIMITS,
+        org_name=org_name,
+        csrf_token=csrf_token,
+        message=message,
+        dashboard_url=request.url_for("dashboard").path,
+        logout_url=request.url_for("dashboard_logout").path,
+        quotas_url=request.url_for("dashboard_org_quotas", name=name).path,
+        job_url=request.url_for("dashboard").path + "/jobs",
+    )
+
+
+def alignment_page(request: Request, page: AlignmentPage, org_name: str, csrf_token: str) -> HTMLResponse:
+    return _html(
+        "alignment.html",
+        200,
+        p=page,
+        org_name=org_name,
+        csrf_token=csrf_token,
+        dashboard_url=request.url_for("dashboard").path,
+        logout_url=request.url_for("dashboard_logout").path,
+    )
+
+
+def message_page(request: Request, title: str, message: str, status_code: int) -> HTMLResponse:
+    dashboard_url = request.url_for("dashboard").path
+    return _html("message.html", status_code, title=title, message=message, dashboard_url=dashboard_url)
+
+
+def not_found_page(request: Request, message: str) -> HTMLResponse:
+    return message_page(request, "Not found", message, 404)

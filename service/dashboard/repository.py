@@ -11,8 +11,10 @@ from service.orm import (
     AlignmentRow,
     ApiKeyRow,
     BaseModelRow,
+    CheckpointRow,
     DashboardSessionRow,
     FileScreenRow,
+    JobEventRow,
     JobRow,
     OrgRow,
     WorkerRow,
@@ -26,10 +28,53 @@ def count_by_status(
     return {status: n for status, n in rows}
 
 
-def recent_jobs(session: Session, limit: int) -> list[tuple[JobRow, str]]:
-    """The newest jobs of every org, with the org's name."""
+def recent_jobs(
+    session: Session, limit: int, *, org: str | None = None, status: str | None = None, model: str | None = None
+) -> list[tuple[JobRow, str]]:
+    """The newest jobs of every org (or of the org, status and base model asked for), with the org's name."""
     query = select(JobRow, OrgRow.name).join(OrgRow, OrgRow.id == JobRow.org_id).order_by(JobRow.seq.desc())
+    if org:
+        query = query.where(OrgRow.name == org)
+    if status:
+        query = query.where(JobRow.status == status)
+    if model:
+        query = query.where(JobRow.model == model)
     return [(job, org) for job, org in session.execute(query.limit(limit)).all()]
+
+
+def job_times(session: Session, since: int, limit: int) -> list[tuple[int, int | None, str]]:
+    """(created_at, finished_at, status) of the newest jobs created or finished since ``since``."""
+    query = (
+        select(JobRow.created_at, JobRow.finished_at, JobRow.status)
+        .where((JobRow.created_at >= since) | (JobRow.finished_at >= since))
+        .order_by(JobRow.seq.desc())
+        .limit(limit)
+    )
+    return [(c, f, s) for c, f, s in session.execute(query).all()]
+
+
+def org_names(session: Session) -> list[str]:
+    """Every org that has a job: the dashboard's org filter offers these."""
+    query = select(OrgRow.name).join(JobRow, JobRow.org_id == OrgRow.id).distinct().order_by(OrgRow.name)
+    return list(session.scalars(query))
+
+
+def job_with_org(session: Session, job_id: str) -> tuple[JobRow, str] | None:
+    """Any org's job, with its org's name (the provider sees every org)."""
+    found = session.execute(select(JobRow, OrgRow.name).join(OrgRow, OrgRow.id == JobRow.org_id).where(
+        JobRow.id == job_id)).first()  # fmt: skip
+    return None if found is None else (found[0], found[1])
+
+
+def job_events(session: Session, job_id: str, limit: int) -> list[JobEventRow]:
+    """The job's first ``limit`` events, oldest first (metrics events included: the loss curves come from them)."""
+    query = select(JobEventRow).where(JobEventRow.job_id == job_id).order_by(JobEventRow.seq).limit(limit)
+    return list(session.scalars(query))
+
+
+def job_checkpoints(session: Session, job_id: str) -> list[CheckpointRow]:
+    query = select(CheckpointRow).where(CheckpointRow.job_id == job_id).order_by(CheckpointRow.step_number)
+    return list(session.scalars(query))
 
 
 def workers(session: Session, limit: int) -> list[WorkerRow]:

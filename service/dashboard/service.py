@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from service.broker import WEBHOOKS_QUEUE, queue_for
 from service.config import Settings
-from service.dashboard import inference, queues, repository
+from service.dashboard import figures, inference, queues, repository
 from service.dashboard.schemas import (
     Alignment,
     BaseModelSummary,
@@ -28,11 +29,15 @@ log = logging.getLogger(__name__)
 JOBS_SHOWN = 50
 ALIGNMENTS_SHOWN = 20
 WORKERS_SHOWN = 100
+DAY = 24 * 3600
 SAFETY_GATE_CODE = "safety_evaluation_failed"  # worker/fine_tuning/outcome.py: trained, evaluated, not deployed
 
 
-def snapshot(session: Session, settings: Settings) -> Dashboard:
-    """Everything the provider watches, read in one transaction (plus one broker read)."""
+def snapshot(
+    session: Session, settings: Settings, *, org: str | None = None, status: str | None = None, model: str | None = None
+) -> Dashboard:
+    """Everything the provider watches, read in one transaction (plus one broker read); the recent jobs only of the
+    org, status and base model asked for."""
     at = time.time()
     base_rows = repository.base_models(session)
     worker_rows = repository.workers(session, WORKERS_SHOWN)
@@ -44,12 +49,34 @@ def snapshot(session: Session, settings: Settings) -> Dashboard:
         lease_seconds=settings.lease_seconds,
         queues=_queues(session, settings, queue_names(gpu_classes), workers),
         workers=workers,
-        jobs=[_job(job, org) for job, org in repository.recent_jobs(session, JOBS_SHOWN)],
+        jobs=[job_summary(j, o) for j, o in repository.recent_jobs(session, JOBS_SHOWN, org=org, status=status,
+                                                                     model=model)],  # fmt: skip
         alignments=[Alignment.from_row(r) for r in alignment_rows],
         base_models=[BaseModelSummary.from_row(r) for r in base_rows],
         screens_by_status=repository.count_by_status(session, FileScreenRow),
         inference=inference.backends(settings),
     )
+
+
+def page_view(session: Session, settings: Settings, d: Dashboard, filters: dict[str, str | None]) -> dict[str, Any]:
+    """What the HTML overview adds to the snapshot: its pictures, the filters in force and the choices they offer."""
+    hs = [j.evaluation.hs for j in d.jobs if j.evaluation is not None and j.evaluation.hs is not None]
+    return {
+        "filters": filters,
+        "choices": {
+            "org": repository.org_names(session),
+            "status": sorted(set(d.queues.jobs_by_status) | {"validating_files", "queued", "running", "succeeded",
+                                                                "failed", "cancelled", "paused"}),
+            "model": [b.name for b in d.base_models],
+        },
+        "charts": {
+            "over_time": figures.jobs_over_time(repository.job_times(session, int(d.generated_at) - DAY, 5000),
+                                                d.generated_at),  # fmt: skip
+            "status": figures.jobs_by_status(d.queues.jobs_by_status),
+            "queues": figures.queue_depths([(q.name, q.waiting) for q in d.queues.queues]),
+            "hs": figures.hs_distribution(hs, settings.safety_max_hs),
+        },
+    }
 
 
 def gpu_classes_of(
@@ -114,7 +141,7 @@ def worker_states(session: Session, settings: Settings, rows: list[WorkerRow], a
     ]
 
 
-def _job(row: JobRow, org: str) -> Job:
+def job_summary(row: JobRow, org: str) -> Job:
     error = row.error or {}
     summary = row.evaluation
     return Job(
