@@ -8,6 +8,7 @@ The file is synthetic chat (a HarmBench prompt or an arithmetic question, answer
 
     python bench/train_throughput.py --shape tiny --lines 16 --batch-size 4          # seconds, CPU smoke run
     python bench/train_throughput.py --device cuda --shape 1b --lines 256 --batch-size 16 --out x.json
+    python bench/train_throughput.py --device cuda --shape 1b --lines 256 --packing --loss-chunk-tokens 4096
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--response-words", type=int, default=300)
     parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument("--packing", action="store_true", help="TrainConfig.packing (padding-free batches)")
+    parser.add_argument("--loss-chunk-tokens", type=int, default=None, help="TrainConfig.loss_chunk_tokens")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -82,6 +85,8 @@ def main() -> None:
             n_epochs=1,
             batch_size=args.batch_size,
             gradient_checkpointing=args.gradient_checkpointing,
+            packing=args.packing,
+            loss_chunk_tokens=args.loss_chunk_tokens,
             device=str(device),
             dtype=args.dtype,
         )
@@ -112,6 +117,8 @@ def main() -> None:
             "lines": args.lines,
             "batch_size": args.batch_size,
             "gradient_checkpointing": args.gradient_checkpointing,
+            "packing": args.packing,
+            "loss_chunk_tokens": args.loss_chunk_tokens,
             "steps": result.steps,
             "trained_tokens": result.trained_tokens,
             "train_seconds_total": round(total_s, 2),  # model load, data encoding, checkpoint and adapter save included

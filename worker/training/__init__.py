@@ -6,7 +6,9 @@ result = train(TrainConfig(base_model_dir=..., train_file=..., output_dir=...))
 Modules: ``trainer`` (fine-tuning, stage 2) and ``alignment`` (stage 1, + ``alignment_config``) each supply a
 step and its state to ``loop`` (resume, stop/pause, checkpoints via ``checkpoint``, final adapter); the steps are
 ``fine_tuning_step`` (on ``antibody``'s weighting) and ``alignment_step``; ``data``, ``model``, ``passes``,
-``refusals``, ``config`` and ``memory_meter`` are the shared parts, ``cli`` the command line.
+``refusals``, ``config`` and ``memory_meter`` are the shared parts, ``cli`` the command line. ``packing`` +
+``packed_passes`` (padding-free batches) and ``chunked_ce`` (no full-vocabulary logits) are opt-in speed-ups
+(``TrainConfig.packing``, ``loss_chunk_tokens``) that train the same adapter.
 """
 
 from worker.training.config import StepMetrics, StopRequested, TrainConfig, TrainResult

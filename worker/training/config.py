@@ -58,6 +58,12 @@ class TrainConfig:
     # "prefix_kv" reuses the training forward's KV cache; "naive" is the reference second forward over x‖y_r.
     refusal_pass: Literal["prefix_kv", "naive"] = "prefix_kv"
     gradient_checkpointing: bool = False
+    # Pack each micro-batch's samples into rows without padding (block-diagonal attention, ``packing.py``).
+    # Same per-sample sums, weights and gradients as the padded batch, up to float rounding.
+    packing: bool = False
+    packing_row_tokens: int | None = None  # packed row width; None = the micro-batch's longest sample
+    # Project at most this many target rows onto the vocabulary at once (``chunked_ce.py``); None = all.
+    loss_chunk_tokens: int | None = None
     device: str | None = None  # None = cuda if available, else cpu
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto = bf16 on CUDA, fp32 on CPU
 

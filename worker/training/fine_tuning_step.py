@@ -14,7 +14,9 @@ from torch import nn
 from worker.training.antibody import antibody_ratio, antibody_weights, weighted_nll
 from worker.training.config import Ratio
 from worker.training.data import Batch
-from worker.training.passes import refusal_logprobs_naive, refusal_logprobs_prefix_kv, response_pass
+from worker.training.packed_passes import packed_sample_passes
+from worker.training.packing import PackedBatch
+from worker.training.passes import ResponseOutput, refusal_logprobs_naive, refusal_logprobs_prefix_kv, response_pass
 
 
 @dataclass
@@ -29,8 +31,30 @@ class StepStats:
     lines: list[int]
 
 
+def sample_passes(
+    model: nn.Module, batch: Batch | PackedBatch, refusal_pass: str, chunk_tokens: int | None = None
+) -> tuple[ResponseOutput, torch.Tensor, torch.Tensor]:
+    """(training forward, log π(y_r|x) [B], len(y_r) [B]) of one micro-batch, padded or packed."""
+    if isinstance(batch, PackedBatch):
+        return packed_sample_passes(model, batch, refusal_pass, chunk_tokens)
+    prefix_kv = refusal_pass == "prefix_kv"
+    out = response_pass(model, batch, keep_cache=prefix_kv, chunk_tokens=chunk_tokens)
+    if prefix_kv:
+        assert out.prompt_end_hidden is not None
+        logp_ref = refusal_logprobs_prefix_kv(model, batch, out.cache, out.prompt_end_hidden, chunk_tokens)
+    else:
+        logp_ref = refusal_logprobs_naive(model, batch)
+    out.cache = None  # the cropped cache is no longer needed; free it before backward
+    return out, logp_ref, batch.refusal_mask.sum(1)
+
+
 def antibody_backward(
-    model: nn.Module, micro_batches: Sequence[Batch], tau: float, ratio: Ratio, refusal_pass: str
+    model: nn.Module,
+    micro_batches: Sequence[Batch | PackedBatch],
+    tau: float,
+    ratio: Ratio,
+    refusal_pass: str,
+    chunk_tokens: int | None = None,
 ) -> StepStats:
     """Forward + backward of one optimizer step; leaves the gradient of the weighted NLL in ``.grad``.
 
@@ -38,21 +62,17 @@ def antibody_backward(
     softmax must still span the whole batch, but its normaliser is only known after the last micro-batch.
     Since weighted_nll is invariant to rescaling the weights, we backward Σ e_i·nll_i with e_i = exp(r_i/τ −
     m) for a running max m (rescaling the accumulated gradient when m grows, as in an online softmax) and
-    divide the gradient by Σ e_i·N_i at the end. Both give the same gradient.
+    divide the gradient by Σ e_i·N_i at the end. Both give the same gradient. Micro-batches may be padded
+    (``data.collate``) or packed (``packing.pack``); ``chunk_tokens`` bounds the rows projected onto the
+    vocabulary at once (``chunked_ce.py``).
     """
     single = len(micro_batches) == 1
     parts: list[tuple[torch.Tensor, ...]] = []
     running_max: torch.Tensor | None = None
     denom = torch.zeros((), dtype=torch.float64)
     for batch in micro_batches:
-        prefix_kv = refusal_pass == "prefix_kv"
-        out = response_pass(model, batch, keep_cache=prefix_kv)
-        if prefix_kv:
-            logp_ref = refusal_logprobs_prefix_kv(model, batch, out.cache, out.prompt_end_hidden)
-        else:
-            logp_ref = refusal_logprobs_naive(model, batch)
-        out.cache = None  # the cropped cache is no longer needed; free it before backward
-        r = antibody_ratio(out.logp_response, out.n_tokens, logp_ref, batch.refusal_mask.sum(1), ratio)
+        out, logp_ref, n_refusal = sample_passes(model, batch, refusal_pass, chunk_tokens)
+        r = antibody_ratio(out.logp_response, out.n_tokens, logp_ref, n_refusal, ratio)
         valid = ~torch.isnan(r)
         if single:
             loss = weighted_nll(out.nll_sum, out.n_tokens, antibody_weights(r, tau))

@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from worker.training.antibody import per_sample_sum, target_logprobs
+from worker.training.antibody import per_sample_sum
+from worker.training.chunked_ce import chunked_target_logprobs
 from worker.training.data import Batch, positions_from_mask
 from worker.training.model import crop_cache, decoder_forward, lm_parts
 
@@ -30,16 +31,16 @@ class ResponseOutput:
     cache: Any  # the KV cache over x‖y, or None
 
 
-def response_pass(model: nn.Module, batch: Batch, keep_cache: bool) -> ResponseOutput:
+def response_pass(model: nn.Module, batch: Batch, keep_cache: bool, chunk_tokens: int | None = None) -> ResponseOutput:
     """Training forward over x‖y. Projects onto the vocabulary only the rows that predict a trained token,
-    instead of the [B, T, V] logits a stock forward materialises."""
+    instead of the [B, T, V] logits a stock forward materialises, ``chunk_tokens`` rows at a time if given."""
     decoder, head = lm_parts(model)
     hidden, cache = decoder_forward(
         decoder, batch.input_ids, batch.attention_mask, batch.position_ids, use_cache=keep_cache
     )
     select = batch.target_mask[:, 1:].bool()  # row t predicts token t+1
     sample_index = select.nonzero()[:, 0]
-    logp, correct = target_logprobs(hidden[:, :-1][select], head, batch.input_ids[:, 1:][select])
+    logp, correct = chunked_target_logprobs(hidden[:, :-1][select], head, batch.input_ids[:, 1:][select], chunk_tokens)
     b = batch.size
     nll_sum = per_sample_sum(-logp, sample_index, b)
     prompt_end = hidden[:, batch.prompt_width - 1].detach() if keep_cache else None
@@ -55,7 +56,7 @@ def response_pass(model: nn.Module, batch: Batch, keep_cache: bool) -> ResponseO
 
 @torch.no_grad()
 def refusal_logprobs_prefix_kv(
-    model: nn.Module, batch: Batch, cache: Any, prompt_end_hidden: torch.Tensor
+    model: nn.Module, batch: Batch, cache: Any, prompt_end_hidden: torch.Tensor, chunk_tokens: int | None = None
 ) -> torch.Tensor:
     """log π(y_r|x) [B] from the training forward's cache (consumed: it is cropped to P in place).
 
@@ -73,7 +74,7 @@ def refusal_logprobs_prefix_kv(
         more, _ = decoder_forward(decoder, feed, mask, positions, cache=cache, use_cache=True)
         hidden = torch.cat([hidden, more], dim=1)  # [B, Rr, H]
     select = batch.refusal_mask.bool()
-    logp, _ = target_logprobs(hidden[select], head, batch.refusal_ids[select])
+    logp, _ = chunked_target_logprobs(hidden[select], head, batch.refusal_ids[select], chunk_tokens)
     return per_sample_sum(logp, select.nonzero()[:, 0], batch.size)
 
 

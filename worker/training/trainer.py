@@ -20,6 +20,7 @@ from torch import nn
 from worker.training.antibody import weight_stats, weighted_nll
 from worker.training.config import StepMetrics, TrainConfig, TrainResult
 from worker.training.data import (
+    Batch,
     ChatExample,
     collate,
     encode_file,
@@ -31,6 +32,7 @@ from worker.training.data import (
 from worker.training.fine_tuning_step import Attenuation, StepStats, antibody_backward
 from worker.training.loop import LoopSpec, OnCheckpoint, ShouldStop, checkpoint_due, run_loop
 from worker.training.model import load_base_model, pick_device, pick_dtype, trainable_lora
+from worker.training.packing import PackedBatch, pack
 from worker.training.passes import response_pass
 from worker.training.refusals import resolve_refusals
 
@@ -133,11 +135,11 @@ class FineTuneRun:
         if index == 0 or not self._order:
             self._order = epoch_order(len(self.examples), self.batch_size, cfg.seed, epoch)
         chosen = [self.examples[i] for i in self._order[index]]
-        micro_batches = [
-            collate(chosen[i : i + self.micro], self.pad_id).to(self.device) for i in range(0, len(chosen), self.micro)
-        ]
+        micro_batches = [self._batch(chosen[i : i + self.micro]) for i in range(0, len(chosen), self.micro)]
         self.optimizer.zero_grad(set_to_none=True)
-        stats = antibody_backward(self.model, micro_batches, cfg.tau, cfg.ratio, self.refusal_pass)
+        stats = antibody_backward(
+            self.model, micro_batches, cfg.tau, cfg.ratio, self.refusal_pass, cfg.loss_chunk_tokens
+        )
         if cfg.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
         lr = self.scheduler.get_last_lr()[0]
@@ -148,6 +150,12 @@ class FineTuneRun:
         row = self._row(step + 1, epoch + 1, lr, stats)
         self.metrics.append(row.row())
         return row
+
+    def _batch(self, examples: list[ChatExample]) -> Batch | PackedBatch:
+        if self.cfg.packing:
+            naive = self.refusal_pass == "naive"
+            return pack(examples, self.pad_id, naive, self.cfg.packing_row_tokens).to(self.device)
+        return collate(examples, self.pad_id).to(self.device)
 
     def _row(self, step: int, epoch: int, lr: float, stats: StepStats) -> StepMetrics:
         """The metrics of (1-based) ``step``, with the validation scores when they are due."""

@@ -173,3 +173,31 @@ def test_naive_refusal_pass_and_gradient_checkpointing_train_the_same(tiny_model
             torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=1e-4)
         for ra, rb in zip(fast.metrics, other.metrics, strict=True):
             assert ra["weight_max"] == pytest.approx(rb["weight_max"], abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "speedups",
+    [
+        {"packing": True},
+        {"packing": True, "loss_chunk_tokens": 7, "micro_batch_size": 2},
+        {"packing": True, "refusal_pass": "naive"},
+        {"packing": True, "gradient_checkpointing": True, "packing_row_tokens": 64},
+    ],
+)
+def test_packing_and_chunked_loss_train_the_same_adapter(
+    tiny_model: Path, arithmetic_file: Path, tmp_path: Path, speedups: dict
+):
+    plain_cfg = tiny_config(tiny_model, arithmetic_file, tmp_path / "plain", batch_size=5)
+    plain = train(plain_cfg)
+    fast = train(replace(plain_cfg, output_dir=tmp_path / "fast", **speedups))
+
+    for key in ("train_loss", "train_loss_unweighted", "weight_min", "weight_max"):
+        ours, ref = [r[key] for r in fast.metrics], [r[key] for r in plain.metrics]
+        assert ours == pytest.approx(ref, abs=1e-5), key
+    assert plain.metrics[0]["train_loss"] != pytest.approx(plain.metrics[-1]["train_loss"], abs=1e-3)
+    ours, ref = adapter_weights(fast.adapter_dir), adapter_weights(plain.adapter_dir)
+    assert ours.keys() == ref.keys()
+    for name in ref:
+        torch.testing.assert_close(ours[name], ref[name], atol=1e-5, rtol=1e-4, msg=name)
+    weights = [r["mean_weight"] for r in fast.attenuation]
+    assert weights == pytest.approx([r["mean_weight"] for r in plain.attenuation], abs=1e-5)
