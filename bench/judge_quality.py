@@ -142,6 +142,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--judges-dir", type=Path, default=None, help="default: the jobs' cache, <assets>/judges")
     ap.add_argument("--save", action="store_true")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="where --save writes (default: %(default)s)")
     ap.add_argument("--smollm2", type=int, default=0, help="also judge the raw SmolLM2's answers to N prompts")
     ap.add_argument("--folds", type=int, default=5, help="cross-validation folds (0: skip)")
     ap.add_argument("--answers", type=Path, help="bench/safety.py's answers file: judge those models' answers too")
@@ -195,7 +196,7 @@ def main() -> None:
     text = json.dumps(result, indent=1)
     print(text)
     if args.save:
-        RESULTS.write_text(text + "\n")
+        args.out.write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Two workers are always up: whichever claims a trial's job is SIGKILLed (its whole process group) once the job's
 metrics events reach that trial's kill step, and a replacement is started at once, booting while the survivor's
-sweeper finds the lease expired (lease_seconds=2) and resumes the job. Each trial asserts, from the job's events:
+sweeper finds the lease expired (``FAST`` lease_seconds) and resumes the job. Each trial asserts, from the job's events:
 it succeeded; the resume started from the newest checkpoint the killed worker had recorded (0 when it had none);
 and no step was trained by two attempts at once: every metrics event of the killed attempt is older than the
 sweeper's "Worker lost" event, which is older than the resume, which is older than every event of the survivor.
@@ -17,7 +17,7 @@ import uuid
 import pytest
 
 from tests import servers
-from tests.faults.conftest import FaultStack, NamedWorker, publish
+from tests.faults.conftest import FAST, FaultStack, NamedWorker, publish
 from tests.live import wait_for
 from tests.worker.fine_tuning.test_runner import status_of
 
@@ -94,7 +94,7 @@ def test_kill_9_at_random_points_every_job_resumes(make_stack, redis_url, s3_end
             "seed": SEED,
             "steps_per_job": total,
             "checkpoint_every": 2,
-            "lease_seconds": 2.0,
+            "lease_seconds": FAST["lease_seconds"],
             "kill_steps": kill_steps,
             "per_trial": trials,
             "resumed_from_last_checkpoint": sum(t["resumed_from_step"] == t["last_checkpoint"] for t in trials),
