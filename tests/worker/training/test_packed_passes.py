@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from worker.training.data import ChatExample, collate
+from tests.worker.training.samples import lora_model, make_examples
+from worker.training.data import collate
 from worker.training.fine_tuning_step import antibody_backward
-from worker.training.model import add_lora, load_base_model
 from worker.training.packed_passes import packed_refusal_logprobs, packed_response_pass, packed_sample_passes
 from worker.training.packing import pack
 from worker.training.passes import refusal_logprobs_naive, response_pass
@@ -14,34 +14,10 @@ from worker.training.passes import refusal_logprobs_naive, response_pass
 VARIED = [(3, 5, 4), (17, 2, 9), (1, 7, 2), (9, 9, 1), (30, 1, 6), (6, 12, 3), (2, 3, 5), (4, 0, 3)]
 
 
-def _model(tiny_model: Path, attn: str = "sdpa"):
-    torch.manual_seed(0)
-    model = load_base_model(tiny_model, torch.device("cpu"), torch.float32)
-    model.set_attn_implementation(attn)
-    model = add_lora(model, rank=4, alpha=8, dropout=0.0, target_modules=("q_proj", "k_proj", "v_proj", "o_proj"))
-    with torch.no_grad():  # non-zero B so that the adapter actually changes the keys and values
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(std=0.3)
-    return model
-
-
-def _examples(lengths: list[tuple[int, int, int]], seed: int = 0) -> list[ChatExample]:
-    gen = torch.Generator().manual_seed(seed)
-    out = []
-    for i, (p, r, rr) in enumerate(lengths):
-        ids = torch.randint(5, 49000, (p + r + rr,), generator=gen).tolist()
-        mask = [1] * r
-        if r > 2:
-            mask[0] = 0  # a context token inside the response
-        out.append(ChatExample(i + 1, ids[:p], ids[p : p + r], mask, ids[p + r :]))
-    return out
-
-
 @pytest.mark.parametrize(("attn", "row_tokens"), [("sdpa", None), ("eager", None), ("sdpa", 1000)])
 def test_packed_sums_equal_the_padded_pass(tiny_model: Path, attn: str, row_tokens: int | None) -> None:
-    model = _model(tiny_model, attn)
-    examples = _examples(VARIED)
+    model = lora_model(tiny_model, attn)
+    examples = make_examples(VARIED)
     packed = pack(examples, pad_id=2, row_tokens=row_tokens)
     assert packed.input_ids.shape[0] == (1 if row_tokens else 4)  # several samples really share a row
     padded = collate(examples, pad_id=2)
@@ -58,8 +34,8 @@ def test_packed_sums_equal_the_padded_pass(tiny_model: Path, attn: str, row_toke
 
 
 def test_packed_naive_refusal_equals_the_prefix_kv_one(tiny_model: Path) -> None:
-    model = _model(tiny_model)
-    packed = pack(_examples(VARIED, seed=1), pad_id=2, naive_refusal=True)
+    model = lora_model(tiny_model)
+    packed = pack(make_examples(VARIED, seed=1), pad_id=2, naive_refusal=True)
     _, prefix_kv, n_kv = packed_sample_passes(model, packed, "prefix_kv")
     _, naive, n_naive = packed_sample_passes(model, packed, "naive")
     torch.testing.assert_close(prefix_kv, naive, atol=1e-4, rtol=0)
@@ -77,8 +53,8 @@ def _grads(model) -> dict[str, torch.Tensor]:
 def test_packed_step_equals_the_padded_step(
     tiny_model: Path, micro: int, chunk: int | None, ratio: str, tau: float
 ) -> None:
-    model = _model(tiny_model)
-    examples = _examples(VARIED, seed=2)
+    model = lora_model(tiny_model)
+    examples = make_examples(VARIED, seed=2)
     groups = [examples[i : i + micro] for i in range(0, len(examples), micro)]
 
     model.zero_grad(set_to_none=True)
@@ -100,8 +76,8 @@ def test_packed_step_equals_the_padded_step(
 
 
 def test_single_token_refusals_need_no_refusal_queries(tiny_model: Path) -> None:
-    model = _model(tiny_model)
-    examples = _examples([(4, 3, 1), (2, 5, 1), (3, 1, 1)])
+    model = lora_model(tiny_model)
+    examples = make_examples([(4, 3, 1), (2, 5, 1), (3, 1, 1)])
     packed = pack(examples, pad_id=2)
     assert packed.ref_ids.shape[1] == 0
     _, ours, _ = packed_sample_passes(model, packed, "prefix_kv")

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from worker.training.data import ChatExample, collate
-from worker.training.model import add_lora, load_base_model
+from tests.worker.training.samples import lora_model, make_examples
+from worker.training.data import collate
 from worker.training.passes import (
     refusal_logprobs_naive,
     refusal_logprobs_prefix_kv,
@@ -12,52 +12,19 @@ from worker.training.passes import (
     response_pass,
 )
 
-
-def _model(tiny_model: Path, attn: str = "sdpa"):
-    torch.manual_seed(0)
-    model = load_base_model(tiny_model, torch.device("cpu"), torch.float32)
-    model.set_attn_implementation(attn)
-    model = add_lora(model, rank=4, alpha=8, dropout=0.0, target_modules=("q_proj", "k_proj", "v_proj", "o_proj"))
-    with torch.no_grad():  # non-zero B so that the adapter actually changes the keys and values
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(std=0.3)
-    return model
-
-
-def _examples(lengths: list[tuple[int, int, int]], seed: int = 0) -> list[ChatExample]:
-    gen = torch.Generator().manual_seed(seed)
-    out = []
-    for i, (p, r, rr) in enumerate(lengths):
-        ids = torch.randint(5, 49000, (p + r + rr,), generator=gen).tolist()
-        mask = [1] * r
-        if r > 2:
-            mask[0] = 0  # a context token inside the response
-        out.append(
-            ChatExample(
-                line=i + 1,
-                prompt_ids=ids[:p],
-                response_ids=ids[p : p + r],
-                response_mask=mask,
-                refusal_ids=ids[p + r :],
-            )
-        )
-    return out
-
-
 VARIED = [(3, 5, 4), (17, 2, 9), (1, 7, 2), (9, 9, 1), (30, 1, 6), (6, 12, 3)]
 
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
 def test_prefix_kv_refusal_logprobs_equal_naive_second_forward(tiny_model: Path, attn: str) -> None:
-    model = _model(tiny_model, attn)
-    batch = collate(_examples(VARIED), pad_id=2)
+    model = lora_model(tiny_model, attn)
+    batch = collate(make_examples(VARIED), pad_id=2)
     out = response_pass(model, batch, keep_cache=True)
     ours = refusal_logprobs_prefix_kv(model, batch, out.cache, out.prompt_end_hidden)
     naive = refusal_logprobs_naive(model, batch)
     assert torch.allclose(ours, naive, atol=1e-4, rtol=0), (ours - naive).abs().max()
     # and both equal scoring each sample alone, without any padding
-    for i, ex in enumerate(_examples(VARIED)):
+    for i, ex in enumerate(make_examples(VARIED)):
         ids = torch.tensor([ex.prompt_ids + ex.refusal_ids])
         with torch.no_grad():
             logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
@@ -67,8 +34,8 @@ def test_prefix_kv_refusal_logprobs_equal_naive_second_forward(tiny_model: Path,
 
 
 def test_training_forward_logprobs_equal_stock_forward(tiny_model: Path) -> None:
-    model = _model(tiny_model)
-    batch = collate(_examples(VARIED, seed=1), pad_id=2)
+    model = lora_model(tiny_model)
+    batch = collate(make_examples(VARIED, seed=1), pad_id=2)
     out = response_pass(model, batch, keep_cache=False)
     torch.testing.assert_close(out.logp_response, response_logprobs_naive(model, batch), atol=1e-4, rtol=0)
     assert out.n_tokens.tolist() == [4, 2, 6, 8, 1, 11]
@@ -76,8 +43,8 @@ def test_training_forward_logprobs_equal_stock_forward(tiny_model: Path) -> None
 
 
 def test_refusal_pass_leaves_the_training_gradient_intact(tiny_model: Path) -> None:
-    model = _model(tiny_model)
-    batch = collate(_examples(VARIED, seed=2), pad_id=2)
+    model = lora_model(tiny_model)
+    batch = collate(make_examples(VARIED, seed=2), pad_id=2)
     params = [p for p in model.parameters() if p.requires_grad]
 
     plain = response_pass(model, batch, keep_cache=False)
@@ -91,8 +58,8 @@ def test_refusal_pass_leaves_the_training_gradient_intact(tiny_model: Path) -> N
 
 
 def test_single_token_refusal_needs_no_extra_forward(tiny_model: Path) -> None:
-    model = _model(tiny_model)
-    batch = collate(_examples([(4, 3, 1), (2, 5, 1)]), pad_id=2)
+    model = lora_model(tiny_model)
+    batch = collate(make_examples([(4, 3, 1), (2, 5, 1)]), pad_id=2)
     out = response_pass(model, batch, keep_cache=True)
     ours = refusal_logprobs_prefix_kv(model, batch, out.cache, out.prompt_end_hidden)
     torch.testing.assert_close(ours, refusal_logprobs_naive(model, batch), atol=1e-4, rtol=0)
