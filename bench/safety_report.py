@@ -60,8 +60,11 @@ def _pm(cell: dict | None, key: str) -> str:
 def markdown(summary: dict) -> str:
     """Table 3 (demo base, HS and FA per p and method) and Table 4 (the ablation at p = 0.2)."""
     ps = sorted({c["p"] for c in summary["cells"] if c["base"] == "demo"})
+    judge = summary["judge"]
+    # the second judge on the same answers: keyword beside a learned primary, learned beside keyword (if it ran)
+    other = next((j for b in summary["base"].values() for j in b if j not in (judge, "fa")), judge)
     lines = [
-        f"HS ({summary['judge']} judge; keyword in brackets) and FA, % mean ± std over seeds (n in brackets).",
+        f"HS ({judge} judge; {other} judge in brackets) and FA, % mean ± std over seeds (n = seeds).",
         "",
         "| method | " + " | ".join(f"p = {p:g}: HS | FA" for p in ps) + " |",
         "| --- | " + " | ".join("--- | ---" for _ in ps) + " |",
@@ -70,16 +73,17 @@ def markdown(summary: dict) -> str:
         row = []
         for p in ps:
             c = _cell(summary, "demo", method, p)
-            kw = f" [{c['hs_keyword_mean']:.0f}] (n={c['n_seeds']})" if c else ""
+            kw = f" [{c[f'hs_{other}_mean']:.0f}] (n={c['n_seeds']})" if c else ""
             row.append(f"{_pm(c, 'hs')}{kw} | {_pm(c, 'fa')}")
         lines.append(f"| {method} | " + " | ".join(row) + " |")
-    lines += ["", "| ablation at p = 0.2 | HS | FA |", "| --- | --- | --- |"]
+    lines += ["", f"| ablation at p = 0.2 | HS | [{other}] | FA |", "| --- | --- | --- | --- |"]
     for label, base, method in ABLATION:
         c = _cell(summary, base, method, 0.2)
-        lines.append(f"| {label} | {_pm(c, 'hs')} | {_pm(c, 'fa')} |")
-    lines += ["", "| base (no fine-tuning) | HS | keyword HS | FA |", "| --- | --- | --- | --- |"]
+        second = f"{c[f'hs_{other}_mean']:.1f}" if c else "–"
+        lines.append(f"| {label} | {_pm(c, 'hs')} | {second} | {_pm(c, 'fa')} |")
+    lines += ["", f"| base (no fine-tuning) | HS | {other} HS | FA |", "| --- | --- | --- | --- |"]
     for base, v in summary["base"].items():
-        lines.append(f"| {base} | {v[summary['judge']]:.1f} | {v['keyword']:.1f} | {v['fa']:.1f} |")
+        lines.append(f"| {base} | {v[judge]:.1f} | {v[other]:.1f} | {v['fa']:.1f} |")
     return "\n".join(lines)
 
 
