@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import platform
 import sys
@@ -44,11 +43,11 @@ from finetune_safety_smollm2 import (  # noqa: E402
     relative_weights,
     training_file,
 )
+from safety_bases import build_base  # noqa: E402
 from safety_cache import CellCache  # noqa: E402
 from safety_report import markdown, plots, summarize  # noqa: E402
 
 from service.config import Settings  # noqa: E402
-from worker.alignment.runner import AlignmentSpec, align_model  # noqa: E402
 from worker.datasets import assets  # noqa: E402
 from worker.datasets.splits import builtin_splits  # noqa: E402
 from worker.evaluation import KeywordRefusalJudge, generate, make_prompt_set  # noqa: E402
@@ -85,14 +84,6 @@ QUICK = Config(
     name="quick", n=40, epochs=1, eval_harmful=20, eval_fa=10, max_new_tokens=24, ps=(0.0, 0.2), seeds=1,
     align_steps=8, align_eval_harmful=10, align_eval_benign=10, retain_everyday=False,
 )
-BASE_SPECS = {
-    "demo": {"mode": "antibody"},
-    "antibody-deep": {"mode": "antibody", "deep": True},
-    "refusal-sft": {"mode": "sft"},
-    "flatness": {"mode": "antibody", "lambda_refusal": 0.0},
-}
-
-
 def cells(cfg: Config) -> list[tuple[str, str, float, int]]:
     """(base, method, p, seed) for every cell, each once, in run order (bases grouped)."""
     main_ps = {0.0, 0.2}
@@ -107,43 +98,6 @@ def cells(cfg: Config) -> list[tuple[str, str, float, int]]:
     out += [("flatness", method, 0.2, s) for method in ("sft", "antibody") for s in seeds]
     out += [("antibody-deep", method, 0.2, 0) for method in ("sft", "antibody")]
     return out
-
-
-def base_spec(name: str, cfg: Config, source: str) -> AlignmentSpec:
-    spec = dict(BASE_SPECS[name])
-    deep = spec.pop("deep", False)
-    return AlignmentSpec(
-        name=f"bench-{name}",
-        source=source,
-        max_steps=cfg.align_steps * (cfg.deep_factor if deep else 1),
-        batch_size=cfg.align_batch,
-        eval_harmful=cfg.align_eval_harmful,
-        eval_benign=cfg.align_eval_benign,
-        retain_everyday=cfg.retain_everyday,
-        **spec,
-    )
-
-
-def build_base(name: str, cfg: Config, source: str, bases_dir: Path, settings: Settings) -> tuple[Path, dict]:
-    """The aligned base for ``name``, built once per (spec, source) and reused by later runs."""
-    spec = base_spec(name, cfg, source)
-    key = hashlib.sha256(json.dumps(dataclasses.asdict(spec), sort_keys=True, default=str).encode()).hexdigest()
-    merged = bases_dir / f"{name}-{key[:12]}" / "merged"
-    built_s = 0.0
-    if not (merged / "alignment_manifest.json").exists():
-        log(f"building base {name}: {spec.mode}, {spec.max_steps} steps of batch {spec.batch_size}")
-        t0 = time.perf_counter()
-        align_model(settings, spec, merged.parent)
-        built_s = round(time.perf_counter() - t0, 1)
-    manifest = json.loads((merged / "alignment_manifest.json").read_text())
-    return merged, {
-        "spec": manifest["spec"],
-        "steps": manifest["steps"],
-        "hs_keyword_before": manifest["before"]["hs"],
-        "hs_keyword_after": manifest["after"]["hs"],
-        "benign_refusal_rate_after": manifest["after"]["benign_refusal_rate"],
-        "built_s_this_run": built_s,
-    }
 
 
 def answers(model, tokenizer, prompts, cfg: Config) -> list[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from service.config import Settings
 from worker.datasets.assets import tiny_model_dir
 from worker.evaluation import KeywordRefusalJudge
 
@@ -16,6 +17,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
 import safety  # noqa: E402
+import safety_bases  # noqa: E402
 import safety_report  # noqa: E402
 
 TINY = dataclasses.replace(
@@ -50,7 +52,7 @@ def test_every_planned_cell_runs_once_and_main_cells_have_every_seed(result: dic
 
 def test_summary_has_the_issue_shape_and_statistics(result: dict) -> None:
     summary = result["summary"]
-    assert summary["judge"] == "keyword" and set(summary["base_hs"]) == set(safety.BASE_SPECS)
+    assert summary["judge"] == "keyword" and set(summary["base_hs"]) == set(safety_bases.BASE_SPECS)
     cell = next(c for c in summary["cells"] if c["n_seeds"] == 2)
     rows = [r for r in result["cells"] if (r["base"], r["method"], r["p"]) == (cell["base"], cell["method"], cell["p"])]
     assert cell["hs_mean"] == pytest.approx(sum(r["hs"] for r in rows) / 2, abs=0.01)
@@ -62,7 +64,7 @@ def test_summary_has_the_issue_shape_and_statistics(result: dict) -> None:
 def test_bases_are_built_once_and_reused(result: dict, tmp_path: Path) -> None:
     cfg = dataclasses.replace(safety.QUICK, align_steps=2, align_batch=2, align_eval_harmful=2, align_eval_benign=2)
     tmp = result["_tmp"]
-    path, info = safety.build_base("flatness", cfg, str(tmp / "tiny"), tmp / "bases", safety.Settings(home=tmp / "h"))
+    path, info = safety_bases.build_base("flatness", cfg, str(tmp / "tiny"), tmp / "bases", Settings(home=tmp / "h"))
     assert info["built_s_this_run"] == 0.0 and info["spec"]["lambda_refusal"] == 0.0 and path.exists()
 
 
