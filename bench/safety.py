@@ -45,6 +45,7 @@ from finetune_safety_smollm2 import (  # noqa: E402
 )
 from safety_bases import build_base  # noqa: E402
 from safety_cache import CellCache  # noqa: E402
+from safety_levers import LEVERS, lever_cells, lever_markdown  # noqa: E402
 from safety_report import markdown, plots, summarize  # noqa: E402
 
 from service.config import Settings  # noqa: E402
@@ -122,7 +123,8 @@ def run_cell(cell: tuple, base_dir: Path, cfg: Config, shared: dict, work: Path)
     tc = TrainConfig(
         base_model_dir=base_dir, train_file=train_file, output_dir=work / f"run-{base}-{method}-{p}-{seed}",
         n_epochs=cfg.epochs, batch_size=cfg.batch, base_learning_rate=cfg.lr, max_seq_len=cfg.max_seq_len,
-        tau=TAU[method], seed=seed,
+        tau=LEVERS[method].tau if method in LEVERS else TAU[method], seed=seed,
+        **(LEVERS[method].train if method in LEVERS else {}),
     )
     t0 = time.perf_counter()
     result = train(tc)
@@ -160,7 +162,7 @@ def run(cfg: Config, args: argparse.Namespace) -> dict:
     settings = Settings(home=args.home) if args.home else Settings()
     primary, judges = make_judges(args.judge, settings, args.second_judge)
     splits = builtin_splits(seed=0)
-    plan = cells(cfg)
+    plan = lever_cells(cfg.seeds) if args.levers else cells(cfg)
     bases, base_info = {}, {}
     for name in dict.fromkeys(b for b, *_ in plan):
         if name == "demo" and args.demo_base:
@@ -219,7 +221,7 @@ def run(cfg: Config, args: argparse.Namespace) -> dict:
         "summary": summary,
         "cells": rows,
         "cells_missing": [list(c) for c in plan if c not in done],
-        "markdown": markdown(summary),
+        "markdown": lever_markdown(summary) if args.levers else markdown(summary),
         "seconds": {"bases": bases_s, "total": round(time.perf_counter() - started, 1)},
         "_answers": {"prompts": list(prompts.prompts), "max_new_tokens": cfg.max_new_tokens, "models": sample},
     }
@@ -238,6 +240,8 @@ def main() -> None:
     parser.add_argument("--also-running", default="nothing else", help="what else used the machine (recorded)")
     parser.add_argument("--cached-only", action="store_true",
                         help="report the finished cells only (a progress report; nothing is trained)")
+    parser.add_argument("--levers", action="store_true",
+                        help="issue 16's Antibody variants at p = 0.2 instead (safety-<config>-levers.json)")
     parser.add_argument("--save", action="store_true", help="write bench/results/safety-<config>.json and plots")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -245,11 +249,13 @@ def main() -> None:
     out = run(cfg, args)
     answers = out.pop("_answers")
     results = Path(__file__).resolve().parent / "results"
+    stem = f"safety-{cfg.name}" + ("-levers" if args.levers else "")
     if args.save:
-        (results / f"safety-{cfg.name}-answers.json").write_text(json.dumps(answers, indent=1) + "\n")
-        out["plots"] = plots(out["summary"], results, f"safety-{cfg.name}")
-        (results / f"safety-{cfg.name}.md").write_text(out["markdown"] + "\n")
-    emit(out, args.out, f"safety-{cfg.name}.json" if args.save else None)
+        if not args.levers:
+            (results / f"{stem}-answers.json").write_text(json.dumps(answers, indent=1) + "\n")
+            out["plots"] = plots(out["summary"], results, stem)
+        (results / f"{stem}.md").write_text(out["markdown"] + "\n")
+    emit(out, args.out, f"{stem}.json" if args.save else None)
 
 
 if __name__ == "__main__":

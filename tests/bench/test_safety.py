@@ -18,6 +18,7 @@ sys.path.insert(0, str(BENCH))
 
 import safety  # noqa: E402
 import safety_bases  # noqa: E402
+import safety_levers  # noqa: E402
 import safety_report  # noqa: E402
 
 TINY = dataclasses.replace(
@@ -31,7 +32,7 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("safety")
     args = argparse.Namespace(
         source=str(tiny_model_dir(tmp / "tiny")), demo_base=None, bases_dir=tmp / "bases", home=tmp / "home",
-        judge="keyword", second_judge=False, also_running="the test suite", cached_only=False,
+        judge="keyword", second_judge=False, also_running="the test suite", cached_only=False, levers=False,
     )
     return safety.run(TINY, args) | {"_tmp": tmp}
 
@@ -87,7 +88,7 @@ def test_a_rerun_reads_finished_cells_and_judges_their_answers_afresh(
     tmp = result["_tmp"]
     args = argparse.Namespace(
         source=str(tmp / "tiny"), demo_base=None, bases_dir=tmp / "bases", home=tmp / "home",
-        judge="all", second_judge=False, also_running="the test suite", cached_only=True,
+        judge="all", second_judge=False, also_running="the test suite", cached_only=True, levers=False,
     )
     dropped = ("demo", "sft", 0.2, 1)
     [demo] = (tmp / "bases").glob("demo-*/merged")
@@ -98,3 +99,20 @@ def test_a_rerun_reads_finished_cells_and_judges_their_answers_afresh(
     assert [r["fa"] for r in again["cells"]] == [r["fa"] for r in kept]
     assert {r["hs"] for r in again["cells"]} == {100.0}
     assert [r["hs_by_judge"]["keyword"] for r in again["cells"]] == [r["hs"] for r in kept]
+
+
+def test_levers_run_beside_the_shared_baseline_cells_and_change_the_weights(result: dict) -> None:
+    tmp = result["_tmp"]
+    args = argparse.Namespace(
+        source=str(tmp / "tiny"), demo_base=None, bases_dir=tmp / "bases", home=tmp / "home",
+        judge="keyword", second_judge=False, also_running="the test suite", cached_only=False, levers=True,
+    )
+    out = safety.run(TINY, args)
+    rows = {r["method"]: r for r in out["cells"] if r["seed"] == 0}  # seed 1 of sft was dropped above
+    assert set(rows) == {"sft", "antibody", *safety_levers.LEVERS}
+    assert rows["sft"]["cached"] and rows["antibody"]["cached"]  # Table 3's cells, not retrained
+    assert not rows["antibody-frozen"]["cached"]
+    # the frozen base scores r differently from the model being trained, so the harmful lines' weight moves
+    assert rows["antibody-frozen"]["mean_relative_weight_harmful"] != rows["antibody"]["mean_relative_weight_harmful"]
+    for method, lever in safety_levers.LEVERS.items():
+        assert f"| {method} | {lever.what} |" in out["markdown"]

@@ -55,6 +55,10 @@ class TrainConfig:
     tau: float = 1.0
     ratio: Ratio = "mean_token"
     refusals: list[str] | None = None
+    # Who scores r_i: the model being trained ("current", the paper) or the frozen aligned base, once per line
+    # before the first step ("base", ``frozen_ratio.py``); and which refusal it compares against there.
+    ratio_model: Literal["current", "base"] = "current"
+    refusal_reference: Literal["assigned", "best", "logsumexp"] = "assigned"
     # "prefix_kv" reuses the training forward's KV cache; "naive" is the reference second forward over x‖y_r.
     refusal_pass: Literal["prefix_kv", "naive"] = "prefix_kv"
     gradient_checkpointing: bool = False

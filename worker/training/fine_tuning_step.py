@@ -5,7 +5,7 @@ record it feeds. The objective's math is in ``antibody.py``; ``trainer.py`` driv
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -14,7 +14,7 @@ from torch import nn
 from worker.training.antibody import antibody_ratio, antibody_weights, weighted_nll
 from worker.training.config import Ratio
 from worker.training.data import Batch
-from worker.training.packed_passes import packed_sample_passes
+from worker.training.packed_passes import packed_response_pass, packed_sample_passes
 from worker.training.packing import PackedBatch
 from worker.training.passes import ResponseOutput, refusal_logprobs_naive, refusal_logprobs_prefix_kv, response_pass
 
@@ -48,6 +48,27 @@ def sample_passes(
     return out, logp_ref, batch.refusal_mask.sum(1)
 
 
+def batch_ratios(
+    model: nn.Module,
+    batch: Batch | PackedBatch,
+    ratio: Ratio,
+    refusal_pass: str,
+    chunk_tokens: int | None,
+    fixed_r: Mapping[int, float] | None,
+) -> tuple[ResponseOutput, torch.Tensor]:
+    """(training forward, r [B]) of one micro-batch: r from the current model, or looked up by line in
+    ``fixed_r`` (``frozen_ratio.py``), which needs no refusal pass."""
+    if fixed_r is None:
+        out, logp_ref, n_refusal = sample_passes(model, batch, refusal_pass, chunk_tokens)
+        return out, antibody_ratio(out.logp_response, out.n_tokens, logp_ref, n_refusal, ratio)
+    if isinstance(batch, PackedBatch):
+        out = packed_response_pass(model, batch, keep_cache=False, chunk_tokens=chunk_tokens)
+    else:
+        out = response_pass(model, batch, keep_cache=False, chunk_tokens=chunk_tokens)
+    r = torch.tensor([fixed_r[line] for line in batch.lines], dtype=torch.float32, device=out.nll_sum.device)
+    return out, r.masked_fill(out.n_tokens == 0, float("nan"))
+
+
 def antibody_backward(
     model: nn.Module,
     micro_batches: Sequence[Batch | PackedBatch],
@@ -55,6 +76,7 @@ def antibody_backward(
     ratio: Ratio,
     refusal_pass: str,
     chunk_tokens: int | None = None,
+    fixed_r: Mapping[int, float] | None = None,
 ) -> StepStats:
     """Forward + backward of one optimizer step; leaves the gradient of the weighted NLL in ``.grad``.
 
@@ -64,15 +86,14 @@ def antibody_backward(
     m) for a running max m (rescaling the accumulated gradient when m grows, as in an online softmax) and
     divide the gradient by Σ e_i·N_i at the end. Both give the same gradient. Micro-batches may be padded
     (``data.collate``) or packed (``packing.pack``); ``chunk_tokens`` bounds the rows projected onto the
-    vocabulary at once (``chunked_ce.py``).
+    vocabulary at once (``chunked_ce.py``); ``fixed_r`` replaces the current model's r by per-line constants.
     """
     single = len(micro_batches) == 1
     parts: list[tuple[torch.Tensor, ...]] = []
     running_max: torch.Tensor | None = None
     denom = torch.zeros((), dtype=torch.float64)
     for batch in micro_batches:
-        out, logp_ref, n_refusal = sample_passes(model, batch, refusal_pass, chunk_tokens)
-        r = antibody_ratio(out.logp_response, out.n_tokens, logp_ref, n_refusal, ratio)
+        out, r = batch_ratios(model, batch, ratio, refusal_pass, chunk_tokens, fixed_r)
         valid = ~torch.isnan(r)
         if single:
             loss = weighted_nll(out.nll_sum, out.n_tokens, antibody_weights(r, tau))

@@ -21,6 +21,7 @@ from worker.training.antibody import weight_stats, weighted_nll
 from worker.training.config import StepMetrics, TrainConfig, TrainResult
 from worker.training.data import (
     Batch,
+    ChatEncoder,
     ChatExample,
     collate,
     encode_file,
@@ -30,6 +31,7 @@ from worker.training.data import (
     steps_per_epoch,
 )
 from worker.training.fine_tuning_step import Attenuation, StepStats, antibody_backward
+from worker.training.frozen_ratio import frozen_ratios
 from worker.training.loop import LoopSpec, OnCheckpoint, ShouldStop, checkpoint_due, run_loop
 from worker.training.model import load_base_model, pick_device, pick_dtype, trainable_lora
 from worker.training.packing import PackedBatch, pack
@@ -88,6 +90,8 @@ def _fingerprint(cfg: TrainConfig) -> str:
         cfg.lora_rank,
         cfg.tau,
         cfg.ratio,
+        cfg.ratio_model,
+        cfg.refusal_reference,
         tuple(cfg.target_modules),
         tuple(cfg.refusals or ()),
     ):
@@ -121,6 +125,22 @@ class FineTuneRun:
         # HF drops the cache when checkpointing activations, so the prefix-KV pass has no cache to reuse there.
         self.refusal_pass = "naive" if self.cfg.gradient_checkpointing else self.cfg.refusal_pass
         self.scheduler = make_scheduler(self.optimizer, self.cfg, self.total_steps)
+        self.fixed_r = self._frozen_ratios() if self.cfg.ratio_model == "base" else None
+
+    def _frozen_ratios(self) -> dict[int, float]:
+        """r by line from the aligned base (recomputed on resume: the base does not change, so neither does r)."""
+        encoder = ChatEncoder(load_tokenizer(Path(self.cfg.base_model_dir)))
+        refusals = [encoder.refusal_ids(r) for r in resolve_refusals(self.cfg.refusals)]
+        return frozen_ratios(
+            self.model,
+            self.examples,
+            refusals,
+            self.cfg.ratio,
+            self.cfg.refusal_reference,
+            self.micro,
+            self.pad_id,
+            self.device,
+        )
 
     def state(self) -> dict[str, Any]:
         return {"trained_tokens": self.trained_tokens, "metrics": self.metrics, "attenuation": self.attenuation.rows}
@@ -138,7 +158,7 @@ class FineTuneRun:
         micro_batches = [self._batch(chosen[i : i + self.micro]) for i in range(0, len(chosen), self.micro)]
         self.optimizer.zero_grad(set_to_none=True)
         stats = antibody_backward(
-            self.model, micro_batches, cfg.tau, cfg.ratio, self.refusal_pass, cfg.loss_chunk_tokens
+            self.model, micro_batches, cfg.tau, cfg.ratio, self.refusal_pass, cfg.loss_chunk_tokens, self.fixed_r
         )
         if cfg.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
