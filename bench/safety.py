@@ -45,7 +45,7 @@ from finetune_safety_smollm2 import (  # noqa: E402
 )
 from safety_bases import build_base  # noqa: E402
 from safety_cache import CellCache  # noqa: E402
-from safety_levers import LEVERS, lever_cells, lever_markdown  # noqa: E402
+from safety_levers import LEVERS, lever_cells, lever_markdown, mix_refusals  # noqa: E402
 from safety_report import markdown, plots, summarize  # noqa: E402
 
 from service.config import Settings  # noqa: E402
@@ -120,6 +120,8 @@ def run_cell(cell: tuple, base_dir: Path, cfg: Config, shared: dict, work: Path)
     base, method, p, seed = cell
     train_file = work / f"train-{base}-{method}-{p}-{seed}.jsonl"
     harmful = training_file(train_file, cfg.n, p, seed)
+    if method in LEVERS and LEVERS[method].mix:
+        mix_refusals(train_file, LEVERS[method].mix, seed)
     tc = TrainConfig(
         base_model_dir=base_dir, train_file=train_file, output_dir=work / f"run-{base}-{method}-{p}-{seed}",
         n_epochs=cfg.epochs, batch_size=cfg.batch, base_learning_rate=cfg.lr, max_seq_len=cfg.max_seq_len,

@@ -4,7 +4,12 @@ the configuration's seeds, beside plain SFT and the paper's Antibody on the same
 from __future__ import annotations
 
 import dataclasses
+import json
+import random
+from pathlib import Path
 from typing import Any
+
+from worker.datasets.splits import builtin_splits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -12,6 +17,7 @@ class Lever:
     what: str
     tau: float = 1.0
     train: dict[str, Any] = dataclasses.field(default_factory=dict)  # TrainConfig overrides
+    mix: int = 0  # the provider's refusal pairs (alignment split) appended to the customer's file
 
 
 LEVERS = {
@@ -22,8 +28,18 @@ LEVERS = {
     ),
     "antibody-tau0.5": Lever("τ = 0.5 (a sharper softmax)", tau=0.5),
     "antibody-sequence": Lever("sequence log-ratio instead of mean-token", train={"ratio": "sequence"}),
+    "antibody-mix10": Lever("+ 10 of the provider's refusal pairs mixed into the file", mix=10),
 }
 BASELINES = {"sft": "uniform weights (plain SFT)", "antibody": "the paper's Antibody (current θ, mean-token, τ = 1)"}
+
+
+def mix_refusals(path: Path, k: int, seed: int) -> None:
+    """Append ``k`` (harmful prompt, refusal) pairs from the alignment stage's refusal data (the bases'
+    ``builtin_splits(seed=0)``, disjoint from the attack split and the HS prompts), picked by ``seed``. They go
+    after the customer's lines, so the harmful lines keep their numbers."""
+    pairs = random.Random(seed).sample(builtin_splits(seed=0).refusal, k)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(p) + "\n" for p in pairs)
 
 
 def lever_cells(seeds: int, p: float = 0.2) -> list[tuple[str, str, float, int]]:

@@ -114,5 +114,6 @@ def test_levers_run_beside_the_shared_baseline_cells_and_change_the_weights(resu
     assert not rows["antibody-frozen"]["cached"]
     # the frozen base scores r differently from the model being trained, so the harmful lines' weight moves
     assert rows["antibody-frozen"]["mean_relative_weight_harmful"] != rows["antibody"]["mean_relative_weight_harmful"]
+    assert rows["antibody-mix10"]["steps"] > rows["antibody"]["steps"]  # the refusal pairs were trained too
     for method, lever in safety_levers.LEVERS.items():
         assert f"| {method} | {lever.what} |" in out["markdown"]
