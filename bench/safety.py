@@ -120,13 +120,13 @@ def run_cell(cell: tuple, base_dir: Path, cfg: Config, shared: dict, work: Path)
     base, method, p, seed = cell
     train_file = work / f"train-{base}-{method}-{p}-{seed}.jsonl"
     harmful = training_file(train_file, cfg.n, p, seed)
-    if method in LEVERS and LEVERS[method].mix:
-        mix_refusals(train_file, LEVERS[method].mix, seed)
+    lever = LEVERS.get(method)
+    if lever and lever.mix:
+        mix_refusals(train_file, lever.mix, seed)
     tc = TrainConfig(
         base_model_dir=base_dir, train_file=train_file, output_dir=work / f"run-{base}-{method}-{p}-{seed}",
         n_epochs=cfg.epochs, batch_size=cfg.batch, base_learning_rate=cfg.lr, max_seq_len=cfg.max_seq_len,
-        tau=LEVERS[method].tau if method in LEVERS else TAU[method], seed=seed,
-        **(LEVERS[method].train if method in LEVERS else {}),
+        tau=lever.tau if lever else TAU[method], seed=seed, **(lever.train if lever else {}),
     )
     t0 = time.perf_counter()
     result = train(tc)

@@ -9,6 +9,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+from safety_report import second_judge
+
 from worker.datasets.splits import builtin_splits
 
 
@@ -48,10 +50,8 @@ def lever_cells(seeds: int, p: float = 0.2) -> list[tuple[str, str, float, int]]
 
 def lever_markdown(summary: dict) -> str:
     """One row per method: what it changes, HS (both judges), FA and the harmful lines' relative weight."""
-    judge = summary["judge"]
+    judge, other = summary["judge"], second_judge(summary)
     cells = {c["method"]: c for c in summary["cells"]}
-    other = next((k[3:-5] for c in cells.values() for k in c if k.startswith("hs_") and k.endswith("_mean")
-                  and k not in ("hs_mean", f"hs_{judge}_mean")), judge)
     lines = [
         f"Levers at p = 0.2 on the demo base: HS ({judge} judge; {other} in brackets) and FA, % mean ± std over "
         "seeds; w_harm = the harmful lines' mean weight relative to a uniform one.",

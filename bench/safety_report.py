@@ -57,12 +57,16 @@ def _pm(cell: dict | None, key: str) -> str:
     return f"{cell[key + '_mean']:.1f} ± {cell[key + '_std']:.1f}"
 
 
+def second_judge(summary: dict) -> str:
+    """The judge beside the primary on the same answers (keyword beside learned, learned beside keyword if it ran)."""
+    judge = summary["judge"]
+    return next((j for b in summary["base"].values() for j in b if j not in (judge, "fa")), judge)
+
+
 def markdown(summary: dict) -> str:
     """Table 3 (demo base, HS and FA per p and method) and Table 4 (the ablation at p = 0.2)."""
     ps = sorted({c["p"] for c in summary["cells"] if c["base"] == "demo"})
-    judge = summary["judge"]
-    # the second judge on the same answers: keyword beside a learned primary, learned beside keyword (if it ran)
-    other = next((j for b in summary["base"].values() for j in b if j not in (judge, "fa")), judge)
+    judge, other = summary["judge"], second_judge(summary)
     lines = [
         f"HS ({judge} judge; {other} judge in brackets) and FA, % mean ± std over seeds (n = seeds).",
         "",

@@ -48,13 +48,17 @@ def antibody_ratio(
     poster's sequence log-ratio. Samples with n_response = 0 get NaN (no answer to compare);
     ``antibody_weights`` drops them.
     """
-    if mode == "sequence":
-        r = logp_response - logp_refusal
-    elif mode == "mean_token":
-        r = logp_response / n_response.clamp(min=1) - logp_refusal / n_refusal.clamp(min=1)
-    else:
-        raise ValueError(f"unknown ratio mode {mode!r}")
+    r = ratio_score(logp_response, n_response, mode) - ratio_score(logp_refusal, n_refusal, mode)
     return r.masked_fill(n_response == 0, float("nan"))
+
+
+def ratio_score(logp: torch.Tensor, n: torch.Tensor, mode: Literal["mean_token", "sequence"]) -> torch.Tensor:
+    """One side of r: a sequence log-likelihood [B] as the ratio ``mode`` counts it (per token, or summed)."""
+    if mode == "sequence":
+        return logp
+    if mode == "mean_token":
+        return logp / n.clamp(min=1)
+    raise ValueError(f"unknown ratio mode {mode!r}")
 
 
 def antibody_weights(r: torch.Tensor, tau: float = 1.0) -> torch.Tensor:

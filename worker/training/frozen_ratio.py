@@ -23,6 +23,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from worker.training.antibody import ratio_score
 from worker.training.config import Ratio
 from worker.training.data import ChatExample, collate
 from worker.training.passes import refusal_logprobs_naive, response_pass
@@ -36,10 +37,6 @@ def adapters_off(model: nn.Module) -> Iterator[None]:
     disable = getattr(model, "disable_adapter", None)
     with disable() if callable(disable) else contextlib.nullcontext():
         yield
-
-
-def _score(logp: torch.Tensor, n: torch.Tensor, ratio: Ratio) -> torch.Tensor:
-    return logp / n.clamp(min=1) if ratio == "mean_token" else logp
 
 
 @torch.no_grad()
@@ -76,10 +73,10 @@ def frozen_ratios(
                     collate([replace(e, refusal_ids=list(t)) for e in chunk], pad_id).to(device) for t in refusal_tokens
                 ]
             scores = torch.stack(
-                [_score(refusal_logprobs_naive(model, b), b.refusal_mask.sum(1), ratio) for b in refs]
+                [ratio_score(refusal_logprobs_naive(model, b), b.refusal_mask.sum(1), ratio) for b in refs]
             )  # [K, B]
             ref = scores.max(0).values if reference == "best" else scores.logsumexp(0)
-            r = _score(resp.logp_response, resp.n_tokens, ratio) - ref
+            r = ratio_score(resp.logp_response, resp.n_tokens, ratio) - ref
             r = r.masked_fill(resp.n_tokens == 0, float("nan"))
             out.update(zip(batch.lines, r.float().cpu().tolist(), strict=True))
     model.train(was_training)
