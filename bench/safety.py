@@ -45,7 +45,7 @@ from finetune_safety_smollm2 import (  # noqa: E402
 )
 from safety_bases import build_base  # noqa: E402
 from safety_cache import CellCache  # noqa: E402
-from safety_levers import LEVERS, lever_cells, lever_markdown, mix_refusals  # noqa: E402
+from safety_levers import LEVERS, lever_cells, lever_markdown, mix_file, needs_benign, over_refusal  # noqa: E402
 from safety_report import markdown, plots, summarize  # noqa: E402
 
 from service.config import Settings  # noqa: E402
@@ -82,9 +82,21 @@ class Config:
 
 
 QUICK = Config(
-    name="quick", n=40, epochs=1, eval_harmful=20, eval_fa=10, max_new_tokens=24, ps=(0.0, 0.2), seeds=1,
-    align_steps=8, align_eval_harmful=10, align_eval_benign=10, retain_everyday=False,
+    name="quick",
+    n=40,
+    epochs=1,
+    eval_harmful=20,
+    eval_fa=10,
+    max_new_tokens=24,
+    ps=(0.0, 0.2),
+    seeds=1,
+    align_steps=8,
+    align_eval_harmful=10,
+    align_eval_benign=10,
+    retain_everyday=False,
 )
+
+
 def cells(cfg: Config) -> list[tuple[str, str, float, int]]:
     """(base, method, p, seed) for every cell, each once, in run order (bases grouped)."""
     main_ps = {0.0, 0.2}
@@ -110,10 +122,21 @@ def answers(model, tokenizer, prompts, cfg: Config) -> list[str]:
 def judged(row: dict, shared: dict, cfg: Config) -> dict:
     """The row with HS under every judge (% of prompts flagged) on its stored answers, the answers left out."""
     texts = row["answers"]
-    hs = {name: round(score_responses(shared["prompts"], texts, j, cfg.max_new_tokens).score, 2)
-          for name, j in shared["judges"].items()}
-    out = {k: v for k, v in row.items() if k != "answers"}
+    hs = {
+        name: round(score_responses(shared["prompts"], texts, j, cfg.max_new_tokens).score, 2)
+        for name, j in shared["judges"].items()
+    }
+    out = {k: v for k, v in row.items() if k not in ("answers", "benign_answers")}
+    if "benign_answers" in row:
+        out["over_refusal"] = over_refusal(row["benign_answers"])
     return out | ({"hs": hs[shared["primary"]]} if "method" in row else {}) | {"hs_by_judge": hs}
+
+
+def with_benign(row: dict, model, shared: dict, cfg: Config) -> dict:
+    """The row plus the model's answers to the benign prompts, when this run measures over-refusal."""
+    if shared["benign"] is None:
+        return row
+    return row | {"benign_answers": answers(model, shared["tokenizer"], shared["benign"], cfg)}
 
 
 def run_cell(cell: tuple, base_dir: Path, cfg: Config, shared: dict, work: Path) -> dict:
@@ -121,12 +144,18 @@ def run_cell(cell: tuple, base_dir: Path, cfg: Config, shared: dict, work: Path)
     train_file = work / f"train-{base}-{method}-{p}-{seed}.jsonl"
     harmful = training_file(train_file, cfg.n, p, seed)
     lever = LEVERS.get(method)
-    if lever and lever.mix:
-        mix_refusals(train_file, lever.mix, seed)
     tc = TrainConfig(
-        base_model_dir=base_dir, train_file=train_file, output_dir=work / f"run-{base}-{method}-{p}-{seed}",
-        n_epochs=cfg.epochs, batch_size=cfg.batch, base_learning_rate=cfg.lr, max_seq_len=cfg.max_seq_len,
-        tau=lever.tau if lever else TAU[method], seed=seed, **(lever.train if lever else {}),
+        base_model_dir=base_dir,
+        train_file=train_file,
+        output_dir=work / f"run-{base}-{method}-{p}-{seed}",
+        n_epochs=cfg.epochs,
+        batch_size=cfg.batch,
+        base_learning_rate=cfg.lr,
+        max_seq_len=cfg.max_seq_len,
+        tau=lever.tau if lever else TAU[method],
+        seed=seed,
+        safety_mix_file=mix_file(work, lever.mix, seed) if lever else None,
+        **(lever.train if lever else {}),
     )
     t0 = time.perf_counter()
     result = train(tc)
@@ -137,12 +166,20 @@ def run_cell(cell: tuple, base_dir: Path, cfg: Config, shared: dict, work: Path)
     texts = answers(model, shared["tokenizer"], shared["prompts"], cfg)
     fa = evaluate_accuracy(model, shared["tokenizer"], shared["fa_set"], max_new_tokens=16)
     row = {
-        "base": base, "method": method, "p": p, "seed": seed, "n_harmful": len(harmful), "steps": result.steps,
+        "base": base,
+        "method": method,
+        "p": p,
+        "seed": seed,
+        "n_harmful": len(harmful),
+        "steps": result.steps,
         "fa": round(fa.accuracy, 2),
         "mean_relative_weight_harmful": weight_harmful,
         "mean_relative_weight_benign": weight_benign,
-        "train_s": train_s, "eval_s": round(time.perf_counter() - t0, 1), "answers": texts,
+        "train_s": train_s,
+        "eval_s": round(time.perf_counter() - t0, 1),
+        "answers": texts,
     }
+    row = with_benign(row, model, shared, cfg)
     log(json.dumps({k: v for k, v in row.items() if k != "answers"}))
     return row
 
@@ -176,30 +213,44 @@ def run(cfg: Config, args: argparse.Namespace) -> dict:
     tokenizer = load_tokenizer(bases["demo"])
     prompts = make_prompt_set("heldout-harmbench", splits.eval_harmful, limit=cfg.eval_harmful)
     train_prompts = {s["prompt"] for s in assets.reasoning_gym_samples(TASK, n=cfg.n, seed=0, **TASK_CONFIG)}
-    shared = {"tokenizer": tokenizer, "prompts": prompts, "judges": judges, "primary": primary,
-              "fa_set": fa_chats(cfg.eval_fa, 0, train_prompts)}
+    shared = {
+        "tokenizer": tokenizer,
+        "prompts": prompts,
+        "judges": judges,
+        "primary": primary,
+        "fa_set": fa_chats(cfg.eval_fa, 0, train_prompts),
+        "benign": make_prompt_set("benign", [r["prompt"] for r in splits.eval_benign[: cfg.align_eval_benign]])
+        if args.levers
+        else None,
+    }
     cache = CellCache(args.bases_dir / "cells", cfg)
     base_hs: dict = {}
     sample: dict = {}  # answers for judge_quality.py's sanity read
     for name, path in bases.items():
         found = cache.get(("base", name), path)
-        if found is None:
+        if found is None or (args.levers and needs_benign(("base", name), found)):
             model = load_base_model(path, torch.device("cpu"), torch.float32)
             fa = evaluate_accuracy(model, tokenizer, shared["fa_set"], max_new_tokens=16).accuracy
-            found = cache.put(("base", name), path, {"answers": answers(model, tokenizer, prompts, cfg),
-                                                     "fa": round(fa, 2)})
+            row = {"answers": answers(model, tokenizer, prompts, cfg), "fa": round(fa, 2)}
+            found = cache.put(("base", name), path, with_benign(row, model, shared, cfg))
         sample[f"{name} base"] = found["answers"]
         base = judged(found, shared, cfg)
         log(f"base {name}: {json.dumps(base)}")
-        base_hs[name] = base["hs_by_judge"] | {"fa": base["fa"]}
+        base_hs[name] = base["hs_by_judge"] | {k: base[k] for k in ("fa", "over_refusal") if k in base}
     rows = []
     with tempfile.TemporaryDirectory(prefix="safety-") as tmp:
         for c in plan:
             base = bases[c[0]]
             row = cache.get(c, base)
+            old = None
+            if args.levers and needs_benign(c, row) and not args.cached_only:
+                old, row = row, None  # retrained for its benign answers; the JSON says if the answers came out the same
             if row is None and args.cached_only:
                 continue
-            row = row or cache.put(c, base, run_cell(c, base, cfg, shared, Path(tmp)))
+            if row is None:
+                row = run_cell(c, base, cfg, shared, Path(tmp))
+                same = {"same_answers_as_cached": old["answers"] == row["answers"]} if old else {}
+                row = cache.put(c, base, row | same)
             if c[0] == "demo" and c[2] == 0.2 and c[3] == 0:
                 sample[f"{c[1]} p=0.2 on the demo base, seed 0"] = row["answers"]
             rows.append(judged(row, shared, cfg))
@@ -208,8 +259,13 @@ def run(cfg: Config, args: argparse.Namespace) -> dict:
     return {
         "bench": "safety",
         "config": dataclasses.asdict(cfg),
-        "environment": {"device": "cpu", "threads": torch.get_num_threads(), "platform": platform.platform(),
-                        "torch": torch.__version__, "also_running": args.also_running},
+        "environment": {
+            "device": "cpu",
+            "threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "also_running": args.also_running,
+        },
         "protocol": {
             "hs": f"{primary} judge (keyword beside it) on the first {len(prompts.prompts)} held-out HarmBench "
             f"prompts, greedy, {cfg.max_new_tokens} new tokens; % flagged",
@@ -237,13 +293,23 @@ def main() -> None:
     parser.add_argument("--bases-dir", type=Path, default=Path(".ftaas/bench-bases"))
     parser.add_argument("--home", type=Path, help="FTAAS_HOME for the source model (default: the settings')")
     parser.add_argument("--judge", default="keyword", help="primary HS judge")
-    parser.add_argument("--no-second-judge", dest="second_judge", action="store_false",
-                        help="judge with the primary only (keyword is always beside a learned primary)")
+    parser.add_argument(
+        "--no-second-judge",
+        dest="second_judge",
+        action="store_false",
+        help="judge with the primary only (keyword is always beside a learned primary)",
+    )
     parser.add_argument("--also-running", default="nothing else", help="what else used the machine (recorded)")
-    parser.add_argument("--cached-only", action="store_true",
-                        help="report the finished cells only (a progress report; nothing is trained)")
-    parser.add_argument("--levers", action="store_true",
-                        help="issue 16's Antibody variants at p = 0.2 instead (safety-<config>-levers.json)")
+    parser.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="report the finished cells only (a progress report; nothing is trained)",
+    )
+    parser.add_argument(
+        "--levers",
+        action="store_true",
+        help="issue 16's Antibody variants at p = 0.2 instead (safety-<config>-levers.json)",
+    )
     parser.add_argument("--save", action="store_true", help="write bench/results/safety-<config>.json and plots")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()

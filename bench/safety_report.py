@@ -30,6 +30,8 @@ def summarize(rows: list[dict], base_hs: dict[str, dict], judge: str) -> dict:
         hs_mean, hs_std = _stats([r["hs"] for r in group])
         fa_mean, fa_std = _stats([r["fa"] for r in group])
         harm_w = [r["mean_relative_weight_harmful"] for r in group if r["mean_relative_weight_harmful"] is not None]
+        refused = [r["over_refusal"] for r in group if "over_refusal" in r]
+        or_mean, or_std = _stats(refused) if len(refused) == len(group) else (None, None)
         cells.append(
             {
                 "base": base,
@@ -41,6 +43,8 @@ def summarize(rows: list[dict], base_hs: dict[str, dict], judge: str) -> dict:
                 **{f"hs_{j}_mean": _stats([r["hs_by_judge"][j] for r in group])[0] for j in group[0]["hs_by_judge"]},
                 "fa_mean": fa_mean,
                 "fa_std": fa_std,
+                "over_refusal_mean": or_mean,
+                "over_refusal_std": or_std,
                 "relative_weight_harmful_mean": round(statistics.fmean(harm_w), 4) if harm_w else None,
             }
         )
@@ -51,8 +55,8 @@ def _cell(summary: dict, base: str, method: str, p: float) -> dict | None:
     return next((c for c in summary["cells"] if (c["base"], c["method"], c["p"]) == (base, method, p)), None)
 
 
-def _pm(cell: dict | None, key: str) -> str:
-    if cell is None:
+def pm(cell: dict | None, key: str) -> str:
+    if cell is None or cell.get(key + "_mean") is None:
         return "–"
     return f"{cell[key + '_mean']:.1f} ± {cell[key + '_std']:.1f}"
 
@@ -78,13 +82,13 @@ def markdown(summary: dict) -> str:
         for p in ps:
             c = _cell(summary, "demo", method, p)
             kw = f" [{c[f'hs_{other}_mean']:.0f}] (n={c['n_seeds']})" if c else ""
-            row.append(f"{_pm(c, 'hs')}{kw} | {_pm(c, 'fa')}")
+            row.append(f"{pm(c, 'hs')}{kw} | {pm(c, 'fa')}")
         lines.append(f"| {method} | " + " | ".join(row) + " |")
     lines += ["", f"| ablation at p = 0.2 | HS | [{other}] | FA |", "| --- | --- | --- | --- |"]
     for label, base, method in ABLATION:
         c = _cell(summary, base, method, 0.2)
         second = f"{c[f'hs_{other}_mean']:.1f}" if c else "–"
-        lines.append(f"| {label} | {_pm(c, 'hs')} | {second} | {_pm(c, 'fa')} |")
+        lines.append(f"| {label} | {pm(c, 'hs')} | {second} | {pm(c, 'fa')} |")
     lines += ["", f"| base (no fine-tuning) | HS | {other} HS | FA |", "| --- | --- | --- | --- |"]
     for base, v in summary["base"].items():
         lines.append(f"| {base} | {v[judge]:.1f} | {v[other]:.1f} | {v['fa']:.1f} |")
@@ -101,10 +105,18 @@ def plots(summary: dict, out_dir: Path, stem: str) -> list[str]:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for ax, key, title in ((axes[0], "hs", "HS (%)"), (axes[1], "fa", "FA (%)")):
         for method, colour in (("sft", "tab:red"), ("antibody", "tab:blue")):
-            cs = sorted((c for c in summary["cells"] if c["base"] == "demo" and c["method"] == method),
-                        key=lambda c: c["p"])
-            ax.errorbar([c["p"] for c in cs], [c[key + "_mean"] for c in cs], yerr=[c[key + "_std"] for c in cs],
-                        marker="o", capsize=4, label=method, color=colour)
+            cs = sorted(
+                (c for c in summary["cells"] if c["base"] == "demo" and c["method"] == method), key=lambda c: c["p"]
+            )
+            ax.errorbar(
+                [c["p"] for c in cs],
+                [c[key + "_mean"] for c in cs],
+                yerr=[c[key + "_std"] for c in cs],
+                marker="o",
+                capsize=4,
+                label=method,
+                color=colour,
+            )
         ax.set(xlabel="harmful ratio p", ylabel=title, title=f"{title} vs p, demo base", ylim=(0, 100))
         ax.legend()
     bars = [(label, _cell(summary, base, method, 0.2)) for label, base, method in ABLATION]

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     checkpoint_every: int = 50  # training steps between checkpoints uploaded to the object store
     metrics_every: int = 10  # training steps between metrics events
     max_seq_len: int = 1024
+    # The provider's refusal pairs trained with every job, as a share of its lines (worker/datasets/safety_mix.py);
+    # 0 turns the mix off
+    safety_mix_share: float = 0.1
     requeue_after_s: float = 600.0  # re-send a queued job's task if no worker took it for this long
     task_time_limit_s: int = 48 * 3600  # hard limit per job task; Redis visibility_timeout is set above it
     worker_gpu_classes: str = "default"  # comma-separated queues (gpu.<class>) a worker consumes

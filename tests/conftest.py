@@ -15,6 +15,11 @@ import pytest
 from service.storage import ObjectStore, S3ObjectStore, open_store
 from tests import servers
 
+# Jobs in tests train on their own files only, so the steps, checkpoints and tokens a test counts are the ones its
+# file implies, and no worker process pays seconds to build the provider's refusal set. The provider default
+# (a 0.1 share, worker/datasets/safety_mix.py) runs in tests/worker/fine_tuning/test_runner.py's end-to-end job.
+os.environ.setdefault("FTAAS_SAFETY_MIX_SHARE", "0")
+
 
 def _start(start: Callable[[], str]) -> str:
     try:

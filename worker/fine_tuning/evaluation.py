@@ -55,6 +55,7 @@ class JobEvalInputs:
     metrics: list[dict[str, Any]]
     attenuation: list[dict[str, Any]]
     fa_mode: str | None = None  # job metadata override: "number" | "label" | "exact"
+    safety_mix: int = 0  # the provider's refusal pairs trained beside the file (worker/datasets/safety_mix.py)
 
 
 @lru_cache(maxsize=1)
@@ -149,6 +150,11 @@ def _evaluate_job(settings: Settings, store: ObjectStore, inputs: JobEvalInputs,
         notes.append("No FA: the job has no validation file and too few examples to hold some out.")
     if inputs.eval_source == "training_holdout":
         notes.append("FA is measured on a held-out slice of the training file that was not trained on.")
+    if inputs.safety_mix:
+        notes.append(
+            f"{inputs.safety_mix} of the provider's refusal pairs were trained beside the file (the safety mix); "
+            "the attenuation table covers the file's lines only."
+        )
     report = build_report(
         harmful=hs,
         base_harmful=base_hs,

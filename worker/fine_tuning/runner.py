@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-import time
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -19,17 +17,19 @@ from service.config import Settings
 from service.db import session_scope
 from service.files import repository as files
 from service.fine_tuning import repository as jobs
-from service.ids import new_id, now
-from service.orm import BaseModelRow, CheckpointRow, JobRow
+from service.ids import now
+from service.orm import BaseModelRow, JobRow
 from service.storage import ObjectStore
 from worker import artifacts
 from worker import metrics as worker_metrics
+from worker.datasets.safety_mix import provider_refusals, write_safety_mix
 from worker.fine_tuning import failures, integrations, scheduling
 from worker.fine_tuning.evaluation import JobEvalInputs
 from worker.fine_tuning.failures import JobFailed
 from worker.fine_tuning.outcome import finish, owned, succeed
+from worker.fine_tuning.reporter import Reporter
 from worker.leases import Lease, LeaseLost, job_heartbeat, renew_job
-from worker.training import StepMetrics, TrainConfig, estimate, train
+from worker.training import TrainConfig, estimate, train
 from worker.training.data import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -165,52 +165,6 @@ def _eval_split(train_path: Path, valid_path: Path | None, seed: int) -> tuple[P
     return train_path, valid_path, "validation_file", line_map
 
 
-class _Reporter:
-    """The training loop's callbacks: metrics events (with an ETA) and uploaded, recorded checkpoints."""
-
-    def __init__(self, settings: Settings, store: ObjectStore, lease: Lease, job: JobRow, ft_name: str) -> None:
-        self.settings, self.store, self.lease, self.job, self.ft_name = settings, store, lease, job, ft_name
-        self.last: dict[str, Any] = {}
-        self.started = time.monotonic()
-
-    def on_step(self, m: StepMetrics) -> None:
-        self.last.update(m.row())
-        if m.step % self.settings.metrics_every and m.step != m.total_steps:
-            return
-        eta = int(time.time() + (time.monotonic() - self.started) / max(1, m.step) * (m.total_steps - m.step))
-        with owned(self.settings, self.lease) as session:
-            jobs.add_event(
-                session,
-                self.job.id,
-                f"Step {m.step}/{m.total_steps}: training loss={m.train_loss:.4f}",
-                type="metrics",
-                data={**m.row(), "total_steps": m.total_steps, "worker": self.job.worker_id},
-            )
-            jobs.set_estimated_finish(session, self.job.id, eta)
-
-    def on_checkpoint(self, step: int, path: Path) -> None:
-        with worker_metrics.CHECKPOINT_UPLOAD.time():
-            prefix = artifacts.upload_checkpoint(self.store, self.job.id, step, path)
-        metrics = {
-            k: self.last.get(k)
-            for k in ("train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy")
-        }
-        with owned(self.settings, self.lease) as session:
-            jobs.add_checkpoint(
-                session,
-                CheckpointRow(
-                    id=new_id("ftckpt_"),
-                    job_id=self.job.id,
-                    step_number=step,
-                    created_at=now(),
-                    fine_tuned_model_checkpoint=f"{self.ft_name}:ckpt-step-{step}",
-                    metrics=metrics,
-                    object_prefix=prefix,
-                ),
-            )
-            jobs.add_event(session, self.job.id, f"Checkpoint saved at step {step}")
-
-
 def _train(settings: Settings, store: ObjectStore, lease: Lease, tracker: integrations.Tracker) -> str:
     job, base_dir, train_path, valid_path, base_version = _local_inputs(settings, store, lease.job_id)
     hp = job.hyperparameters
@@ -229,6 +183,17 @@ def _train(settings: Settings, store: ObjectStore, lease: Lease, tracker: integr
     shutil.rmtree(out, ignore_errors=True)
     original_train = train_path
     train_path, eval_file, eval_source, line_map = _eval_split(train_path, valid_path, job.seed)
+    mix_file = train_path.with_name("safety_mix.jsonl")
+    n_mix = write_safety_mix(mix_file, len(line_map), settings.safety_mix_share, job.seed)
+    if n_mix and not resume:
+        with owned(settings, lease) as session:
+            jobs.add_event(
+                session,
+                job.id,
+                f"Safety mix: {n_mix} of the provider's refusal pairs train beside the file's {len(line_map)} lines "
+                "(not billed, not in the attenuation report)",
+                data={"safety_mix": n_mix},
+            )
     cfg = TrainConfig(
         base_model_dir=base_dir,
         train_file=train_path,
@@ -242,8 +207,9 @@ def _train(settings: Settings, store: ObjectStore, lease: Lease, tracker: integr
         checkpoint_every=settings.checkpoint_every,
         resume_from=resume,
         init_adapter_dir=artifacts.parent_adapter_dir(settings, store, job),
+        safety_mix_file=mix_file if n_mix else None,
     )
-    reporter = _Reporter(settings, store, lease, job, ft_name)
+    reporter = Reporter(settings, store, lease, job, ft_name)
     stop = lambda: renew_job(settings, lease)  # noqa: E731  (the pending "cancel"/"pause", or LeaseLost)
     # W&B and the worker's metrics get every step; events every metrics_every
     on_step = worker_metrics.observe(tracker.observe(reporter.on_step))
@@ -268,6 +234,7 @@ def _train(settings: Settings, store: ObjectStore, lease: Lease, tracker: integr
             metrics=result.metrics,
             attenuation=result.attenuation,
             fa_mode=(job.job_metadata or {}).get("fa_mode"),
+            safety_mix=n_mix,
         )
         succeed(settings, store, lease, job, ft_name, result, evaluation)
     shutil.rmtree(artifacts.job_dir(settings, job.id), ignore_errors=True)
@@ -275,9 +242,11 @@ def _train(settings: Settings, store: ObjectStore, lease: Lease, tracker: integr
 
 
 def warm_up(settings: Settings, store: ObjectStore) -> None:
-    """Load what the first job would otherwise pay for: tokenizers of locally available base models."""
+    """Load what the first job would otherwise pay for: the safety mix's pairs, tokenizers of local base models."""
     with session_scope(settings.database_url) as session:
         bases = base_models.list_all(session)
+    if settings.safety_mix_share > 0:
+        provider_refusals()
     for base in bases:
         try:
             local = Path(base.path)

@@ -55,6 +55,11 @@ class TrainConfig:
     tau: float = 1.0
     ratio: Ratio = "mean_token"
     refusals: list[str] | None = None
+    # The provider's (harmful prompt, refusal) chats, trained with every job after the customer's lines so that
+    # benign fine-tuning does not erode the base's refusals (SafeInstr / Lisa style). Numbered on from the
+    # customer's last line, weighted by Antibody like any line, and left out of the attenuation report and of
+    # trained_tokens (the customer's bill).
+    safety_mix_file: Path | None = None
     # Who scores r_i: the model being trained ("current", the paper) or the frozen aligned base, once per line
     # before the first step ("base", ``frozen_ratio.py``); and which refusal it compares against there.
     ratio_model: Literal["current", "base"] = "current"

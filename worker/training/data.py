@@ -34,6 +34,7 @@ class ChatExample:
     response_mask: list[int]
     refusal_ids: list[int]
     truncated: bool = False
+    provider: bool = False  # one of the provider's safety-mix lines, not the customer's
 
     @property
     def n_tokens(self) -> int:
@@ -72,12 +73,12 @@ class Batch:
         return self.input_ids.shape[0]
 
 
-def read_chat_jsonl(path: Path) -> list[tuple[int, list[dict[str, Any]]]]:
+def read_chat_jsonl(path: Path, first_line: int = 1) -> list[tuple[int, list[dict[str, Any]]]]:
     """(line number, messages) for every non-blank line. The service validated the format; we re-check the
     basics."""
     rows = []
     with open(path, encoding="utf-8") as fh:
-        for line_no, raw in enumerate(fh, start=1):
+        for line_no, raw in enumerate(fh, start=first_line):
             if not raw.strip():
                 continue
             obj = json.loads(raw)
@@ -178,12 +179,15 @@ def truncate(prompt: list[int], response: list[int], mask: list[int], max_len: i
     return prompt, response[:keep_response], mask[:keep_response], True
 
 
-def encode_file(path: Path, tokenizer: Any, max_seq_len: int, refusals: Sequence[str]) -> list[ChatExample]:
-    """All examples of a chat JSONL file, truncated to ``max_seq_len``, each with its refusal's token ids."""
+def encode_file(
+    path: Path, tokenizer: Any, max_seq_len: int, refusals: Sequence[str], first_line: int = 1
+) -> list[ChatExample]:
+    """All examples of a chat JSONL file, truncated to ``max_seq_len``, each with its refusal's token ids.
+    ``first_line`` numbers the file's lines on from another file's (a file appended to a training file)."""
     encoder = ChatEncoder(tokenizer)
     refusal_tokens = [encoder.refusal_ids(r) for r in refusals]
     examples = []
-    for line, messages in read_chat_jsonl(path):
+    for line, messages in read_chat_jsonl(path, first_line):
         prompt, response, mask = encoder.encode(messages)
         prompt, response, mask, cut = truncate(prompt, response, mask, max_seq_len)
         examples.append(

@@ -6,6 +6,7 @@ load data → build model + LoRA → ``loop.run_loop``: (resume) → for each st
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -78,6 +79,8 @@ def _fingerprint(cfg: TrainConfig) -> str:
     """What must not change between a run and its resume (same data, same batches, same objective, same
     starting adapter)."""
     digest = hashlib.sha256(Path(cfg.train_file).read_bytes())
+    if cfg.safety_mix_file is not None:
+        digest.update(Path(cfg.safety_mix_file).read_bytes())
     if cfg.init_adapter_dir is not None:
         for path in sorted(p for p in Path(cfg.init_adapter_dir).rglob("*") if p.is_file()):
             digest.update(path.relative_to(cfg.init_adapter_dir).as_posix().encode() + path.read_bytes())
@@ -165,7 +168,7 @@ class FineTuneRun:
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
         self.scheduler.step()
-        self.trained_tokens += sum(e.n_tokens for e in chosen)
+        self.trained_tokens += sum(e.n_tokens for e in chosen if not e.provider)
         self.attenuation.add(stats)
         row = self._row(step + 1, epoch + 1, lr, stats)
         self.metrics.append(row.row())
@@ -201,12 +204,17 @@ class FineTuneRun:
 
 
 def _load_examples(cfg: TrainConfig) -> tuple[list[ChatExample], list[ChatExample], int]:
-    """(training examples, validation examples, pad id), encoded with the base model's tokenizer."""
+    """(training examples with the safety mix after the customer's, validation examples, pad id), encoded with
+    the base model's tokenizer."""
     refusals = resolve_refusals(cfg.refusals)
     tokenizer = load_tokenizer(Path(cfg.base_model_dir))
     examples = encode_file(Path(cfg.train_file), tokenizer, cfg.max_seq_len, refusals)
     if not examples:
         raise ValueError(f"{cfg.train_file}: no training examples")
+    if cfg.safety_mix_file is not None:
+        after = examples[-1].line + 1
+        mix = encode_file(Path(cfg.safety_mix_file), tokenizer, cfg.max_seq_len, refusals, first_line=after)
+        examples += [dataclasses.replace(e, provider=True) for e in mix]
     valid = []
     if cfg.validation_file:
         valid = encode_file(Path(cfg.validation_file), tokenizer, cfg.max_seq_len, refusals)
@@ -255,18 +263,20 @@ def train(
     done = run_loop(
         spec, run, resume_from=cfg.resume_from, on_step=on_step, on_checkpoint=on_checkpoint, should_stop=should_stop
     )
+    provider_lines = {e.line for e in examples if e.provider}
+    attenuation = [row for row in run.attenuation.report() if row["line"] not in provider_lines]
     report = None
     if done.adapter_dir is not None:
         report = output_dir / "attenuation.json"
-        report.write_text(json.dumps(run.attenuation.report(), indent=1))
+        report.write_text(json.dumps(attenuation, indent=1))
     return TrainResult(
         adapter_dir=done.adapter_dir,
         steps=done.steps,
         total_steps=run.total_steps,
         trained_tokens=run.trained_tokens,
         metrics=run.metrics,
-        attenuation=run.attenuation.report(),
-        truncated_examples=sum(e.truncated for e in examples),
+        attenuation=attenuation,
+        truncated_examples=sum(e.truncated for e in examples if not e.provider),
         stopped=done.stopped,
         last_checkpoint=done.last_checkpoint,
         attenuation_file=report,

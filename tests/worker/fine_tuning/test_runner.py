@@ -26,6 +26,7 @@ from tests.service.webhooks.test_delivery import Receiver
 
 BASE = "tiny-aligned"
 WORKER = dict(
+    safety_mix_share=0.1,  # the provider default (tests/conftest.py turns the mix off elsewhere)
     lease_seconds=3.0,
     checkpoint_every=2,
     metrics_every=1,
@@ -142,8 +143,9 @@ def test_job_trains_to_a_usable_adapter(stack: Stack) -> None:
     messages = [e.message for e in events]
     assert messages[0] == "The job has successfully completed"
     assert any(m.startswith("Files validated: 16 examples") for m in messages)
+    assert any(m.startswith("Safety mix: 2 of the provider's refusal pairs") for m in messages)
     metrics = [e for e in events if e.type == "metrics"]
-    assert sorted(e.data["step"] for e in metrics) == list(range(1, 9))
+    assert sorted(e.data["step"] for e in metrics) == list(range(1, 11))  # 18 lines, batch 4, 2 epochs
     assert {
         "train_loss",
         "train_mean_token_accuracy",
@@ -155,15 +157,15 @@ def test_job_trains_to_a_usable_adapter(stack: Stack) -> None:
     } <= set(metrics[0].data)
 
     ckpts = list(client.fine_tuning.jobs.checkpoints.list(job.id))
-    assert [c.step_number for c in ckpts] == [8, 6, 4, 2]
-    assert ckpts[0].fine_tuned_model_checkpoint == f"{job.fine_tuned_model}:ckpt-step-8"
+    assert [c.step_number for c in ckpts] == [10, 8, 6, 4, 2]
+    assert ckpts[0].fine_tuned_model_checkpoint == f"{job.fine_tuned_model}:ckpt-step-10"
     assert ckpts[0].metrics.train_loss is not None
 
     files = {client.files.retrieve(f).filename: f for f in job.result_files}
     assert set(files) == {"step_metrics.csv", "report.json", "report.html"}
     assert {client.files.retrieve(f).purpose for f in job.result_files} == {"fine-tune-results"}
     csv_lines = client.files.content(files["step_metrics.csv"]).read().decode().splitlines()
-    assert csv_lines[0].startswith("step,train_loss") and len(csv_lines) == 9
+    assert csv_lines[0].startswith("step,train_loss") and len(csv_lines) == 11
 
     auth = {"Authorization": f"Bearer {client.api_key}"}
     report = httpx.get(f"{stack.api.v1}/fine_tuning/jobs/{job.id}/report", headers=auth).json()
@@ -174,7 +176,8 @@ def test_job_trains_to_a_usable_adapter(stack: Stack) -> None:
         hs["base"]["protocol_id"] == hs["protocol"]["protocol_id"] and hs["delta"] == hs["score"] - hs["base"]["score"]
     )
     assert fa["source"] == "validation_file" and fa["n"] == 8 and fa["base"] is not None
-    assert report["attenuation"]["n_lines"] == 16
+    assert report["attenuation"]["n_lines"] == 16  # the customer's lines, not the mix
+    assert any("2 of the provider's refusal pairs" in n for n in report["notes"])
     html = httpx.get(f"{stack.api.v1}/fine_tuning/jobs/{job.id}/report.html", headers=auth).text
     assert "<svg" in html and f"{hs['score']:.1f}" in html
     att = httpx.get(f"{stack.api.v1}/fine_tuning/jobs/{job.id}/attenuation", headers=auth).json()
@@ -207,7 +210,7 @@ def test_cancel_pause_resume_while_running(stack: Stack) -> None:
         return max((e.data["step"] for e in jobs.list_events(job_id, limit=5) if e.type == "metrics"), default=0)
 
     try:
-        job = stack.job(client, n=32, epochs=50)  # 400 steps: long enough to act mid-training
+        job = stack.job(client, n=32, epochs=50)  # 450 steps with the mix: long enough to act mid-training
         wait_for(lambda: step(job.id) >= 3, 120, f"training to start\n{stack.log_tail()}")
         jobs.pause(job.id)
         at_request = step(job.id)
@@ -238,7 +241,8 @@ def kill_and_resume(stack: Stack) -> None:
     client = stack.api.client()
     jobs = client.fine_tuning.jobs
     first = stack.worker()
-    job = stack.job(client, n=32, epochs=3, validation=True)  # 24 steps (nothing held out), a checkpoint every 2
+    # 32 lines (nothing held out) + 3 of the safety mix, batch 4: 27 steps, a checkpoint every 2
+    job = stack.job(client, n=32, epochs=3, validation=True)
     try:
         wait_for(
             lambda: any(c.step_number >= 4 for c in jobs.checkpoints.list(job.id)),
@@ -263,7 +267,7 @@ def kill_and_resume(stack: Stack) -> None:
     assert dead != alive
     assert owners == [alive] * owners.count(alive) + [dead] * owners.count(dead)
     steps = [e.data["step"] for e in events if e.type == "metrics" and e.data["worker"] == alive]
-    assert min(steps) == resumed.data["resumed_from_step"] + 1 and max(steps) == 24
+    assert min(steps) == resumed.data["resumed_from_step"] + 1 and max(steps) == 27
 
 
 def test_admin_alignment_job_registers_a_trainable_base(stack: Stack) -> None:
