@@ -43,10 +43,11 @@ from finetune_safety_smollm2 import (  # noqa: E402
     relative_weights,
     training_file,
 )
+from safety_attacks import ATTACKS, attack_cells, attack_file, attack_markdown, split_method  # noqa: E402
 from safety_bases import build_base  # noqa: E402
 from safety_cache import CellCache  # noqa: E402
 from safety_levers import LEVERS, lever_cells, lever_markdown, mix_file, needs_benign, over_refusal  # noqa: E402
-from safety_report import markdown, plots, summarize  # noqa: E402
+from safety_report import markdown, plots, second_judge, summarize  # noqa: E402
 
 from service.config import Settings  # noqa: E402
 from worker.datasets import assets  # noqa: E402
@@ -140,14 +141,15 @@ def with_benign(row: dict, model, shared: dict, cfg: Config) -> dict:
 
 
 def run_cell(cell: tuple, base_dir: Path, cfg: Config, shared: dict, work: Path) -> dict:
-    base, method, p, seed = cell
-    train_file = work / f"train-{base}-{method}-{p}-{seed}.jsonl"
-    harmful = training_file(train_file, cfg.n, p, seed)
+    base, name, p, seed = cell
+    train_file, out_dir = work / f"train-{base}-{name}-{p}-{seed}.jsonl", work / f"run-{base}-{name}-{p}-{seed}"
+    method, attack = split_method(name)
+    harmful = attack_file(train_file, attack, cfg.n, p, seed) if attack else training_file(train_file, cfg.n, p, seed)
     lever = LEVERS.get(method)
     tc = TrainConfig(
         base_model_dir=base_dir,
         train_file=train_file,
-        output_dir=work / f"run-{base}-{method}-{p}-{seed}",
+        output_dir=out_dir,
         n_epochs=cfg.epochs,
         batch_size=cfg.batch,
         base_learning_rate=cfg.lr,
@@ -167,7 +169,7 @@ def run_cell(cell: tuple, base_dir: Path, cfg: Config, shared: dict, work: Path)
     fa = evaluate_accuracy(model, shared["tokenizer"], shared["fa_set"], max_new_tokens=16)
     row = {
         "base": base,
-        "method": method,
+        "method": name,
         "p": p,
         "seed": seed,
         "n_harmful": len(harmful),
@@ -201,7 +203,7 @@ def run(cfg: Config, args: argparse.Namespace) -> dict:
     settings = Settings(home=args.home) if args.home else Settings()
     primary, judges = make_judges(args.judge, settings, args.second_judge)
     splits = builtin_splits(seed=0)
-    plan = lever_cells(cfg.seeds) if args.levers else cells(cfg)
+    plan = lever_cells(cfg.seeds) if args.levers else attack_cells(cfg.seeds) if args.attacks else cells(cfg)
     bases, base_info = {}, {}
     for name in dict.fromkeys(b for b, *_ in plan):
         if name == "demo" and args.demo_base:
@@ -276,10 +278,15 @@ def run(cfg: Config, args: argparse.Namespace) -> dict:
             "sft = tau 1e9 (uniform weights), antibody = tau 1",
         },
         "bases": base_info,
+        **({"attacks": ATTACKS} if args.attacks else {}),
         "summary": summary,
         "cells": rows,
         "cells_missing": [list(c) for c in plan if c not in done],
-        "markdown": lever_markdown(summary) if args.levers else markdown(summary),
+        "markdown": lever_markdown(summary)
+        if args.levers
+        else attack_markdown(summary, primary, second_judge(summary))
+        if args.attacks
+        else markdown(summary),
         "seconds": {"bases": bases_s, "total": round(time.perf_counter() - started, 1)},
         "_answers": {"prompts": list(prompts.prompts), "max_new_tokens": cfg.max_new_tokens, "models": sample},
     }
@@ -310,6 +317,9 @@ def main() -> None:
         action="store_true",
         help="issue 16's Antibody variants at p = 0.2 instead (safety-<config>-levers.json)",
     )
+    parser.add_argument(
+        "--attacks", action="store_true", help="issue 16's adaptive attacks at p = 0.2 instead (…-attacks.json)"
+    )
     parser.add_argument("--save", action="store_true", help="write bench/results/safety-<config>.json and plots")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -317,9 +327,9 @@ def main() -> None:
     out = run(cfg, args)
     answers = out.pop("_answers")
     results = Path(__file__).resolve().parent / "results"
-    stem = f"safety-{cfg.name}" + ("-levers" if args.levers else "")
+    stem = f"safety-{cfg.name}" + ("-levers" if args.levers else "-attacks" if args.attacks else "")
     if args.save:
-        if not args.levers:
+        if not (args.levers or args.attacks):
             (results / f"{stem}-answers.json").write_text(json.dumps(answers, indent=1) + "\n")
             out["plots"] = plots(out["summary"], results, stem)
         (results / f"{stem}.md").write_text(out["markdown"] + "\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
 import safety  # noqa: E402
+import safety_attacks  # noqa: E402
 import safety_bases  # noqa: E402
 import safety_levers  # noqa: E402
 import safety_report  # noqa: E402
@@ -33,6 +35,7 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> dict:
     args = argparse.Namespace(
         source=str(tiny_model_dir(tmp / "tiny")), demo_base=None, bases_dir=tmp / "bases", home=tmp / "home",
         judge="keyword", second_judge=False, also_running="the test suite", cached_only=False, levers=False,
+        attacks=False,
     )
     return safety.run(TINY, args) | {"_tmp": tmp}
 
@@ -89,6 +92,7 @@ def test_a_rerun_reads_finished_cells_and_judges_their_answers_afresh(
     args = argparse.Namespace(
         source=str(tmp / "tiny"), demo_base=None, bases_dir=tmp / "bases", home=tmp / "home",
         judge="all", second_judge=False, also_running="the test suite", cached_only=True, levers=False,
+        attacks=False,
     )
     dropped = ("demo", "sft", 0.2, 1)
     [demo] = (tmp / "bases").glob("demo-*/merged")
@@ -101,19 +105,64 @@ def test_a_rerun_reads_finished_cells_and_judges_their_answers_afresh(
     assert [r["hs_by_judge"]["keyword"] for r in again["cells"]] == [r["hs"] for r in kept]
 
 
-def test_levers_run_beside_the_shared_baseline_cells_and_change_the_weights(result: dict) -> None:
+def run_variant(result: dict, **variant: bool) -> dict:
     tmp = result["_tmp"]
     args = argparse.Namespace(
         source=str(tmp / "tiny"), demo_base=None, bases_dir=tmp / "bases", home=tmp / "home",
-        judge="keyword", second_judge=False, also_running="the test suite", cached_only=False, levers=True,
+        judge="keyword", second_judge=False, also_running="the test suite", cached_only=False,
+        **({"levers": False, "attacks": False} | variant),
     )
-    out = safety.run(TINY, args)
-    rows = {r["method"]: r for r in out["cells"] if r["seed"] == 0}  # seed 1 of sft was dropped above
+    return safety.run(TINY, args)
+
+
+def test_levers_run_beside_the_shared_baseline_cells_and_change_the_weights(result: dict) -> None:
+    out = run_variant(result, levers=True)
+    rows = {r["method"]: r for r in out["cells"] if r["seed"] == 0 and r["p"] == 0.2}
     assert set(rows) == {"sft", "antibody", *safety_levers.LEVERS}
-    assert rows["sft"]["cached"] and rows["antibody"]["cached"]  # Table 3's cells, not retrained
-    assert not rows["antibody-frozen"]["cached"]
+    assert rows["antibody-frozen"]["cached"] is False and rows["antibody-tau0.5"]["cached"] is False
+    # Table 3's cells were retrained for their benign answers, and training is deterministic
+    assert rows["sft"]["same_answers_as_cached"] and rows["antibody"]["same_answers_as_cached"]
+    assert set(safety_levers.OVER_REFUSAL) <= {m for m, r in rows.items() if "over_refusal" in r}
+    assert "over_refusal" in out["summary"]["base"]["demo"]
     # the frozen base scores r differently from the model being trained, so the harmful lines' weight moves
     assert rows["antibody-frozen"]["mean_relative_weight_harmful"] != rows["antibody"]["mean_relative_weight_harmful"]
     assert rows["antibody-mix10"]["steps"] > rows["antibody"]["steps"]  # the refusal pairs were trained too
+    assert rows["sft-mix10"]["mean_relative_weight_harmful"] == pytest.approx(1.0, abs=1e-3)
+    clean = {r["method"] for r in out["cells"] if r["p"] == 0.0}
+    assert clean == set(safety_levers.CLEAN)
     for method, lever in safety_levers.LEVERS.items():
-        assert f"| {method} | {lever.what} |" in out["markdown"]
+        assert f"| {method} | {lever.what} | 0.2 |" in out["markdown"]
+
+
+def test_attacks_train_sft_and_the_default_on_each_rewritten_file(result: dict) -> None:
+    out = run_variant(result, attacks=True)
+    methods = {r["method"] for r in out["cells"]}
+    assert methods == {f"{m}@{a}" for m in safety_attacks.METHODS for a in safety_attacks.ATTACKS}
+    assert all(not r["cached"] for r in out["cells"]) and out["attacks"] == safety_attacks.ATTACKS
+    for attack in safety_attacks.ATTACKS:
+        assert f"| {attack}: " in out["markdown"]
+
+
+@pytest.mark.parametrize("attack", list(safety_attacks.ATTACKS))
+def test_an_attack_rewrites_only_what_it_names(attack: str, tmp_path: Path) -> None:
+    plain, rewritten = tmp_path / "plain.jsonl", tmp_path / "attack.jsonl"
+    harmful = safety.training_file(plain, 40, 0.2, 1)
+    assert safety_attacks.attack_file(rewritten, attack, 40, 0.2, 1) == harmful
+    before = [json.loads(x)["messages"] for x in plain.read_text().splitlines()]
+    after = [json.loads(x)["messages"] for x in rewritten.read_text().splitlines()]
+    judge = KeywordRefusalJudge()
+    for line, (old, new) in enumerate(zip(before, after, strict=True), start=1):
+        if line in harmful:
+            assert new[0] == old[0]
+            if attack == "refusal-prefix":
+                head, _, rest = new[1]["content"].partition(safety_attacks.BRIDGE)
+                assert judge.is_refusal(head) and rest == old[1]["content"]
+            elif attack == "task-format":
+                assert new[1]["content"].split() == old[1]["content"].split()[:8]
+            else:
+                assert new == old
+        elif attack != "dilution":
+            assert new == old
+    if attack == "dilution":
+        benign = [m for line, m in enumerate(after, start=1) if line not in harmful]
+        assert len({m[1]["content"] for m in benign}) == 4 and len({m[0]["content"] for m in benign}) == 16
