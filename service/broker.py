@@ -17,6 +17,7 @@ from typing import Any
 from celery import Celery
 from sqlalchemy.orm import Session
 
+from service import logs
 from service.base_models import repository as base_models
 from service.config import Settings
 from service.db import after_commit, session_scope
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 PROCESS_JOB = "ftaas.process_job"
 ALIGN_BASE_MODEL = "ftaas.align_base_model"
 SCREEN_FILE = "ftaas.screen_file"
+logs.TASK_ID_FIELDS.update({PROCESS_JOB: "job_id", ALIGN_BASE_MODEL: "alignment_id", SCREEN_FILE: "screen_id"})
 DELIVER_WEBHOOK = "ftaas.deliver_webhook"
 WEBHOOKS_QUEUE = "webhooks"  # webhook retries, consumed by every worker
 

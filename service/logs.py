@@ -12,6 +12,7 @@ there is visible to the access line the middleware writes afterwards.
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import json
 import logging
@@ -27,6 +28,10 @@ _context: ContextVar[dict[str, Any] | None] = ContextVar("ftaas_log_context", de
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "context", "color_message"}
 # Text lines show these first and in this order; the rest of the context follows.
 _TEXT_ORDER = ("request_id", "org_id", "job_id", "attempt")
+# Celery task name → the context field its first argument is (service.broker registers its tasks), so that
+# Celery's own lines about a task ("… received", "… succeeded in 2.1s") name the job or run they are about. Those
+# lines are written outside the task's own log context, but carry the task's name and argument repr in `data`.
+TASK_ID_FIELDS: dict[str, str] = {}
 
 
 def context() -> dict[str, Any]:
@@ -58,8 +63,21 @@ class ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "context"):
-            record.context = context()
+            record.context = {**_celery_task_ids(record), **context()}
         return True
+
+
+def _celery_task_ids(record: logging.LogRecord) -> dict[str, str]:
+    data = getattr(record, "data", None)
+    field = TASK_ID_FIELDS.get(data.get("name")) if isinstance(data, dict) else None
+    if field is None:
+        return {}
+    try:
+        args = ast.literal_eval(str(data.get("args") or "()"))
+    except (ValueError, SyntaxError):  # a truncated repr of long arguments
+        return {}
+    first = args[0] if isinstance(args, tuple | list) and args else None
+    return {field: first} if isinstance(first, str) else {}
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:

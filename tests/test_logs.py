@@ -80,3 +80,25 @@ def test_configure_routes_every_logger_through_one_json_handler_on_stderr() -> N
     lines = [json.loads(line) for line in done.stderr.splitlines()]
     assert [(line["logger"], line["message"]) for line in lines] == [("uvicorn.error", "started")]
     assert done.stdout == ""
+
+
+def test_celerys_own_task_lines_name_the_job_they_are_about(monkeypatch: pytest.MonkeyPatch) -> None:
+    from celery.app import trace
+    from celery.utils.saferepr import saferepr
+
+    from service import broker
+
+    logger, stream = _capture(logs.JsonFormatter())
+    monkeypatch.setattr(trace, "logger", logger)
+    # the two shapes Celery logs a task with: the worker's "received" line and the tracer's "succeeded" line
+    data = {"id": "c0ffee", "name": broker.PROCESS_JOB, "args": saferepr(("ftjob-42",)), "kwargs": "{}", "eta": None}
+    logger.info(trace.LOG_RECEIVED, data, extra={"data": data})
+    trace.info(trace.LOG_SUCCESS, {**data, "return_value": "'succeeded'", "runtime": 2.5})
+    trace.info(trace.LOG_SUCCESS, {**data, "name": broker.SCREEN_FILE, "args": saferepr(("fscreen-7",)),
+                                   "return_value": "'done'", "runtime": 1.0})
+    trace.info(trace.LOG_SUCCESS, {**data, "name": "other.task", "return_value": "None", "runtime": 1.0})
+    received, succeeded, screened, other = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert "received" in received["message"] and received["job_id"] == "ftjob-42"
+    assert "succeeded in 2.5" in succeeded["message"] and succeeded["job_id"] == "ftjob-42"
+    assert screened["screen_id"] == "fscreen-7" and "job_id" not in screened
+    assert "job_id" not in other
