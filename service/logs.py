@@ -69,8 +69,8 @@ class ContextFilter(logging.Filter):
 
 def _celery_task_ids(record: logging.LogRecord) -> dict[str, str]:
     data = getattr(record, "data", None)
-    field = TASK_ID_FIELDS.get(data.get("name")) if isinstance(data, dict) else None
-    if field is None:
+    field = TASK_ID_FIELDS.get(str(data.get("name"))) if isinstance(data, dict) else None
+    if data is None or field is None:
         return {}
     try:
         args = ast.literal_eval(str(data.get("args") or "()"))
