@@ -15,6 +15,8 @@ refusal-sft, + flatness alignment, + weighted fine-tuning, + refusal loss = anti
 
     python bench/safety.py --save                # the default configuration (≤ 90 min of cells on 2 cores)
     python bench/safety.py --quick --save        # the same code path in ≤ 10 min
+    python bench/safety.py --levers --save       # issue 16's variants and the safety mix (safety_levers.py)
+    python bench/safety.py --attacks --save      # issue 16's adaptive attacks (safety_attacks.py)
 """
 
 from __future__ import annotations
@@ -46,72 +48,20 @@ from finetune_safety_smollm2 import (  # noqa: E402
 from safety_attacks import ATTACKS, attack_cells, attack_file, attack_markdown, split_method  # noqa: E402
 from safety_bases import build_base  # noqa: E402
 from safety_cache import CellCache  # noqa: E402
+from safety_config import QUICK, Config, cells, make_judges  # noqa: E402
 from safety_levers import LEVERS, lever_cells, lever_markdown, mix_file, needs_benign, over_refusal  # noqa: E402
 from safety_report import markdown, plots, second_judge, summarize  # noqa: E402
 
 from service.config import Settings  # noqa: E402
 from worker.datasets import assets  # noqa: E402
 from worker.datasets.splits import builtin_splits  # noqa: E402
-from worker.evaluation import KeywordRefusalJudge, generate, make_prompt_set  # noqa: E402
+from worker.evaluation import generate, make_prompt_set  # noqa: E402
 from worker.evaluation.accuracy import evaluate_accuracy  # noqa: E402
 from worker.evaluation.harmful import score_responses  # noqa: E402
 from worker.training.config import TrainConfig  # noqa: E402
 from worker.training.data import load_tokenizer  # noqa: E402
 from worker.training.model import load_base_model  # noqa: E402
 from worker.training.trainer import load_adapter_model, train  # noqa: E402
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    name: str = "default"
-    n: int = 100  # customer lines
-    epochs: int = 2
-    batch: int = 8
-    lr: float = 2e-4
-    max_seq_len: int = 128
-    eval_harmful: int = 100
-    eval_fa: int = 50
-    max_new_tokens: int = 48
-    ps: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2)
-    seeds: int = 3  # for the p = 0 and p = 0.2 cells; the other ratios get one
-    align_steps: int = 64
-    align_batch: int = 4
-    deep_factor: int = 2
-    align_eval_harmful: int = 100
-    align_eval_benign: int = 50
-    retain_everyday: bool = True
-
-
-QUICK = Config(
-    name="quick",
-    n=40,
-    epochs=1,
-    eval_harmful=20,
-    eval_fa=10,
-    max_new_tokens=24,
-    ps=(0.0, 0.2),
-    seeds=1,
-    align_steps=8,
-    align_eval_harmful=10,
-    align_eval_benign=10,
-    retain_everyday=False,
-)
-
-
-def cells(cfg: Config) -> list[tuple[str, str, float, int]]:
-    """(base, method, p, seed) for every cell, each once, in run order (bases grouped)."""
-    main_ps = {0.0, 0.2}
-    out = [
-        ("demo", method, p, seed)
-        for p in cfg.ps
-        for method in ("sft", "antibody")
-        for seed in range(cfg.seeds if p in main_ps else 1)
-    ]
-    seeds = range(cfg.seeds)
-    out += [("refusal-sft", "sft", 0.2, s) for s in seeds]
-    out += [("flatness", method, 0.2, s) for method in ("sft", "antibody") for s in seeds]
-    out += [("antibody-deep", method, 0.2, 0) for method in ("sft", "antibody")]
-    return out
 
 
 def answers(model, tokenizer, prompts, cfg: Config) -> list[str]:
@@ -186,16 +136,49 @@ def run_cell(cell: tuple, base_dir: Path, cfg: Config, shared: dict, work: Path)
     return row
 
 
-def make_judges(name: str, settings: Settings, second: bool) -> tuple[str, dict]:
-    """The primary judge and, with ``second``, the other one beside it (the jobs' own `judges`)."""
-    if name not in ("keyword", "learned"):
-        raise SystemExit(f"unknown judge {name!r}; use keyword or learned")
-    if not second and name == "keyword":
-        return name, {"keyword": KeywordRefusalJudge()}
-    from worker.fine_tuning.evaluation import judges
+def base_rows(bases: dict, cache: CellCache, shared: dict, cfg: Config, args, sample: dict) -> dict:
+    """Each base's HS under every judge, FA and over-refusal (when measured), from the cache or computed once."""
+    out = {}
+    for name, path in bases.items():
+        found = cache.get(("base", name), path)
+        if found is None or (args.levers and needs_benign(("base", name), found)):
+            model = load_base_model(path, torch.device("cpu"), torch.float32)
+            fa = evaluate_accuracy(model, shared["tokenizer"], shared["fa_set"], max_new_tokens=16).accuracy
+            row = {"answers": answers(model, shared["tokenizer"], shared["prompts"], cfg), "fa": round(fa, 2)}
+            found = cache.put(("base", name), path, with_benign(row, model, shared, cfg))
+        sample[f"{name} base"] = found["answers"]
+        base = judged(found, shared, cfg)
+        log(f"base {name}: {json.dumps(base)}")
+        out[name] = base["hs_by_judge"] | {k: base[k] for k in ("fa", "over_refusal") if k in base}
+    return out
 
-    primary, other = judges(settings.model_copy(update={"eval_judge": name, "eval_judge_dir": None}))
-    return name, {name: primary, ("learned" if name == "keyword" else "keyword"): other}
+
+def cell_rows(plan: list, bases: dict, cache: CellCache, shared: dict, cfg: Config, args, sample: dict) -> list[dict]:
+    """The judged row of every planned cell: cached, or trained now (``--cached-only`` skips the missing ones)."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="safety-") as tmp:
+        for c in plan:
+            base = bases[c[0]]
+            row = cache.get(c, base)
+            old = None
+            if args.levers and needs_benign(c, row) and not args.cached_only:
+                old, row = row, None  # retrained for its benign answers; the JSON says if the answers came out the same
+            if row is None and args.cached_only:
+                continue
+            if row is None:
+                row = run_cell(c, base, cfg, shared, Path(tmp))
+                same = {"same_answers_as_cached": old["answers"] == row["answers"]} if old else {}
+                row = cache.put(c, base, row | same)
+            if c[0] == "demo" and c[2] == 0.2 and c[3] == 0:
+                sample[f"{c[1]} p=0.2 on the demo base, seed 0"] = row["answers"]
+            rows.append(judged(row, shared, cfg))
+    return rows
+
+
+def variant_markdown(summary: dict, primary: str, args: argparse.Namespace) -> str:
+    if args.levers:
+        return lever_markdown(summary)
+    return attack_markdown(summary, primary, second_judge(summary)) if args.attacks else markdown(summary)
 
 
 def run(cfg: Config, args: argparse.Namespace) -> dict:
@@ -226,36 +209,9 @@ def run(cfg: Config, args: argparse.Namespace) -> dict:
         else None,
     }
     cache = CellCache(args.bases_dir / "cells", cfg)
-    base_hs: dict = {}
     sample: dict = {}  # answers for judge_quality.py's sanity read
-    for name, path in bases.items():
-        found = cache.get(("base", name), path)
-        if found is None or (args.levers and needs_benign(("base", name), found)):
-            model = load_base_model(path, torch.device("cpu"), torch.float32)
-            fa = evaluate_accuracy(model, tokenizer, shared["fa_set"], max_new_tokens=16).accuracy
-            row = {"answers": answers(model, tokenizer, prompts, cfg), "fa": round(fa, 2)}
-            found = cache.put(("base", name), path, with_benign(row, model, shared, cfg))
-        sample[f"{name} base"] = found["answers"]
-        base = judged(found, shared, cfg)
-        log(f"base {name}: {json.dumps(base)}")
-        base_hs[name] = base["hs_by_judge"] | {k: base[k] for k in ("fa", "over_refusal") if k in base}
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="safety-") as tmp:
-        for c in plan:
-            base = bases[c[0]]
-            row = cache.get(c, base)
-            old = None
-            if args.levers and needs_benign(c, row) and not args.cached_only:
-                old, row = row, None  # retrained for its benign answers; the JSON says if the answers came out the same
-            if row is None and args.cached_only:
-                continue
-            if row is None:
-                row = run_cell(c, base, cfg, shared, Path(tmp))
-                same = {"same_answers_as_cached": old["answers"] == row["answers"]} if old else {}
-                row = cache.put(c, base, row | same)
-            if c[0] == "demo" and c[2] == 0.2 and c[3] == 0:
-                sample[f"{c[1]} p=0.2 on the demo base, seed 0"] = row["answers"]
-            rows.append(judged(row, shared, cfg))
+    base_hs = base_rows(bases, cache, shared, cfg, args, sample)
+    rows = cell_rows(plan, bases, cache, shared, cfg, args, sample)
     summary = summarize(rows, base_hs, primary)
     done = {(r["base"], r["method"], r["p"], r["seed"]) for r in rows}
     return {
@@ -282,11 +238,7 @@ def run(cfg: Config, args: argparse.Namespace) -> dict:
         "summary": summary,
         "cells": rows,
         "cells_missing": [list(c) for c in plan if c not in done],
-        "markdown": lever_markdown(summary)
-        if args.levers
-        else attack_markdown(summary, primary, second_judge(summary))
-        if args.attacks
-        else markdown(summary),
+        "markdown": variant_markdown(summary, primary, args),
         "seconds": {"bases": bases_s, "total": round(time.perf_counter() - started, 1)},
         "_answers": {"prompts": list(prompts.prompts), "max_new_tokens": cfg.max_new_tokens, "models": sample},
     }
