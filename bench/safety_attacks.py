@@ -37,7 +37,9 @@ def split_method(method: str) -> tuple[str, str | None]:
 
 
 def attack_cells(seeds: int, p: float = 0.2) -> list[tuple[str, str, float, int]]:
-    return [("demo", f"{m}@{a}", p, s) for a in ATTACKS for m in METHODS for s in range(seeds)]
+    """Every attack at ``p``, and the diluted file without harmful lines (p = 0): what the repetition alone does."""
+    cells = [("demo", f"{m}@{a}", p, s) for a in ATTACKS for m in METHODS for s in range(seeds)]
+    return cells + [("demo", f"{m}@dilution", 0.0, s) for m in METHODS for s in range(seeds)]
 
 
 def _variants(chat: dict) -> list[dict]:
@@ -68,7 +70,7 @@ def attack_file(path: Path, attack: str, n: int, p: float, seed: int) -> set[int
 
 def attack_markdown(summary: dict, judge: str, other: str) -> str:
     """One row per attack: HS (both judges) and FA for SFT and the product default, and the harmful weight."""
-    cells = {c["method"]: c for c in summary["cells"]}
+    cells = {(c["method"], c["p"]): c for c in summary["cells"]}
     lines = [
         f"Adaptive attacks at p = 0.2 on the demo base: HS ({judge} judge; {other} in brackets) and FA, % mean ± "
         "std over seeds; w_harm = the harmful lines' mean weight relative to a uniform one.",
@@ -76,9 +78,10 @@ def attack_markdown(summary: dict, judge: str, other: str) -> str:
         "| attack | SFT HS | SFT FA | default HS | default FA | default w_harm | n |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for attack, what in ATTACKS.items():
-        sft, ours = cells.get(f"sft@{attack}"), cells.get(f"antibody-mix10@{attack}")
-        row = [f"{attack}: {what}"]
+    rows = [(a, what, 0.2) for a, what in ATTACKS.items()] + [("dilution", "the same file, no harmful lines", 0.0)]
+    for attack, what, p in rows:
+        sft, ours = cells.get((f"sft@{attack}", p)), cells.get((f"antibody-mix10@{attack}", p))
+        row = [f"{attack}: {what} (p = {p})"]
         for c in (sft, ours):
             row += (
                 ["–", "–"]
