@@ -4,12 +4,12 @@ the configuration's seeds, beside plain SFT and the paper's Antibody on the same
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
 from safety_report import pm, second_judge
 
+from worker.datasets import assets
 from worker.datasets.safety_mix import safety_mix
 from worker.evaluation import KeywordRefusalJudge
 
@@ -41,9 +41,7 @@ def mix_file(folder: Path, k: int, seed: int) -> Path | None:
     picked by ``seed``, trained after the customer's lines (``TrainConfig.safety_mix_file``)."""
     if not k:
         return None
-    path = folder / f"mix-{k}-{seed}.jsonl"
-    path.write_text("".join(json.dumps(p) + "\n" for p in safety_mix(k, seed)), encoding="utf-8")
-    return path
+    return assets.write_jsonl(folder / f"mix-{k}-{seed}.jsonl", safety_mix(k, seed))
 
 
 # Cells at p = 0.2 that also answer the benign prompts (over-refusal): the baselines and the mix. A cached cell

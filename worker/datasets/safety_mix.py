@@ -12,11 +12,11 @@ default refusal, disjoint from the attack split and from the held-out HarmBench 
 from __future__ import annotations
 
 import functools
-import json
 import random
 from pathlib import Path
 from typing import Any
 
+from worker.datasets import assets
 from worker.datasets.splits import builtin_splits
 
 
@@ -42,5 +42,5 @@ def write_safety_mix(path: Path, n_lines: int, share: float, seed: int) -> int:
     """Write the mix for a file of ``n_lines`` lines to ``path``; returns how many pairs (0 = none written)."""
     k = mix_size(n_lines, share)
     if k:
-        path.write_text("".join(json.dumps(p) + "\n" for p in safety_mix(k, seed)), encoding="utf-8")
+        assets.write_jsonl(path, safety_mix(k, seed))
     return k

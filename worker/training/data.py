@@ -180,10 +180,11 @@ def truncate(prompt: list[int], response: list[int], mask: list[int], max_len: i
 
 
 def encode_file(
-    path: Path, tokenizer: Any, max_seq_len: int, refusals: Sequence[str], first_line: int = 1
+    path: Path, tokenizer: Any, max_seq_len: int, refusals: Sequence[str], first_line: int = 1, provider: bool = False
 ) -> list[ChatExample]:
     """All examples of a chat JSONL file, truncated to ``max_seq_len``, each with its refusal's token ids.
-    ``first_line`` numbers the file's lines on from another file's (a file appended to a training file)."""
+    ``first_line`` numbers the file's lines on from another file's, and ``provider`` marks them the provider's
+    (the safety mix, trained after the customer's file)."""
     encoder = ChatEncoder(tokenizer)
     refusal_tokens = [encoder.refusal_ids(r) for r in refusals]
     examples = []
@@ -198,6 +199,7 @@ def encode_file(
                 response_mask=mask,
                 refusal_ids=refusal_tokens[refusal_index(line, len(refusals))],
                 truncated=cut,
+                provider=provider,
             )
         )
     return examples

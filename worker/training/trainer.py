@@ -6,7 +6,6 @@ load data → build model + LoRA → ``loop.run_loop``: (resume) → for each st
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -213,8 +212,7 @@ def _load_examples(cfg: TrainConfig) -> tuple[list[ChatExample], list[ChatExampl
         raise ValueError(f"{cfg.train_file}: no training examples")
     if cfg.safety_mix_file is not None:
         after = examples[-1].line + 1
-        mix = encode_file(Path(cfg.safety_mix_file), tokenizer, cfg.max_seq_len, refusals, first_line=after)
-        examples += [dataclasses.replace(e, provider=True) for e in mix]
+        examples += encode_file(Path(cfg.safety_mix_file), tokenizer, cfg.max_seq_len, refusals, after, provider=True)
     valid = []
     if cfg.validation_file:
         valid = encode_file(Path(cfg.validation_file), tokenizer, cfg.max_seq_len, refusals)
