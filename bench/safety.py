@@ -17,6 +17,7 @@ refusal-sft, + flatness alignment, + weighted fine-tuning, + refusal loss = anti
     python bench/safety.py --quick --save        # the same code path in ≤ 10 min
     python bench/safety.py --levers --save       # issue 16's variants and the safety mix (safety_levers.py)
     python bench/safety.py --attacks --save      # issue 16's adaptive attacks (safety_attacks.py)
+    python bench/safety.py --gate --save         # issue 16's safety-gate defaults at the job defaults (safety_gate.py)
 """
 
 from __future__ import annotations
@@ -45,12 +46,14 @@ from finetune_safety_smollm2 import (  # noqa: E402
     relative_weights,
     training_file,
 )
-from safety_attacks import ATTACKS, attack_cells, attack_file, attack_markdown, split_method  # noqa: E402
+from safety_attacks import ATTACKS, attack_file, split_method  # noqa: E402
 from safety_bases import build_base  # noqa: E402
 from safety_cache import CellCache  # noqa: E402
-from safety_config import QUICK, Config, cells, make_judges  # noqa: E402
-from safety_levers import LEVERS, lever_cells, lever_markdown, mix_file, needs_benign, over_refusal  # noqa: E402
-from safety_report import markdown, plots, second_judge, summarize  # noqa: E402
+from safety_config import QUICK, Config, make_judges  # noqa: E402
+from safety_gate import JOBS, gate_summary  # noqa: E402
+from safety_levers import LEVERS, mix_file, needs_benign, over_refusal  # noqa: E402
+from safety_report import plots, summarize  # noqa: E402
+from safety_variants import plan_for, variant, variant_markdown  # noqa: E402
 
 from service.config import Settings  # noqa: E402
 from worker.datasets import assets  # noqa: E402
@@ -175,18 +178,12 @@ def cell_rows(plan: list, bases: dict, cache: CellCache, shared: dict, cfg: Conf
     return rows
 
 
-def variant_markdown(summary: dict, primary: str, args: argparse.Namespace) -> str:
-    if args.levers:
-        return lever_markdown(summary)
-    return attack_markdown(summary, primary, second_judge(summary)) if args.attacks else markdown(summary)
-
-
 def run(cfg: Config, args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     settings = Settings(home=args.home) if args.home else Settings()
     primary, judges = make_judges(args.judge, settings, args.second_judge)
     splits = builtin_splits(seed=0)
-    plan = lever_cells(cfg.seeds) if args.levers else attack_cells(cfg.seeds) if args.attacks else cells(cfg)
+    plan = plan_for(args, cfg)
     bases, base_info = {}, {}
     for name in dict.fromkeys(b for b, *_ in plan):
         if name == "demo" and args.demo_base:
@@ -213,6 +210,8 @@ def run(cfg: Config, args: argparse.Namespace) -> dict:
     base_hs = base_rows(bases, cache, shared, cfg, args, sample)
     rows = cell_rows(plan, bases, cache, shared, cfg, args, sample)
     summary = summarize(rows, base_hs, primary)
+    if args.gate:
+        summary["gate"] = gate_summary(rows, base_hs, primary)
     done = {(r["base"], r["method"], r["p"], r["seed"]) for r in rows}
     return {
         "bench": "safety",
@@ -238,7 +237,7 @@ def run(cfg: Config, args: argparse.Namespace) -> dict:
         "summary": summary,
         "cells": rows,
         "cells_missing": [list(c) for c in plan if c not in done],
-        "markdown": variant_markdown(summary, primary, args),
+        "markdown": variant_markdown(summary, primary, args, rows),
         "seconds": {"bases": bases_s, "total": round(time.perf_counter() - started, 1)},
         "_answers": {"prompts": list(prompts.prompts), "max_new_tokens": cfg.max_new_tokens, "models": sample},
     }
@@ -264,24 +263,20 @@ def main() -> None:
         action="store_true",
         help="report the finished cells only (a progress report; nothing is trained)",
     )
-    parser.add_argument(
-        "--levers",
-        action="store_true",
-        help="issue 16's Antibody variants at p = 0.2 instead (safety-<config>-levers.json)",
-    )
-    parser.add_argument(
-        "--attacks", action="store_true", help="issue 16's adaptive attacks at p = 0.2 instead (…-attacks.json)"
-    )
+    runs = parser.add_mutually_exclusive_group()
+    runs.add_argument("--levers", action="store_true", help="issue 16's Antibody variants at p = 0.2 instead")
+    runs.add_argument("--attacks", action="store_true", help="issue 16's adaptive attacks at p = 0.2 and 0.5 instead")
+    runs.add_argument("--gate", action="store_true", help="issue 16's safety gate at the job defaults instead")
     parser.add_argument("--save", action="store_true", help="write bench/results/safety-<config>.json and plots")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    cfg = QUICK if args.quick else Config()
+    cfg = QUICK if args.quick else JOBS if args.gate else Config()
     out = run(cfg, args)
     answers = out.pop("_answers")
     results = Path(__file__).resolve().parent / "results"
-    stem = f"safety-{cfg.name}" + ("-levers" if args.levers else "-attacks" if args.attacks else "")
+    stem = f"safety-{cfg.name}" + (f"-{variant(args)}" if variant(args) else "")
     if args.save:
-        if not (args.levers or args.attacks):
+        if not variant(args):
             (results / f"{stem}-answers.json").write_text(json.dumps(answers, indent=1) + "\n")
             out["plots"] = plots(out["summary"], results, stem)
         (results / f"{stem}.md").write_text(out["markdown"] + "\n")

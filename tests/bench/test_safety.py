@@ -20,6 +20,8 @@ sys.path.insert(0, str(BENCH))
 import safety  # noqa: E402
 import safety_attacks  # noqa: E402
 import safety_bases  # noqa: E402
+import safety_config  # noqa: E402
+import safety_gate  # noqa: E402
 import safety_levers  # noqa: E402
 import safety_report  # noqa: E402
 
@@ -35,13 +37,13 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> dict:
     args = argparse.Namespace(
         source=str(tiny_model_dir(tmp / "tiny")), demo_base=None, bases_dir=tmp / "bases", home=tmp / "home",
         judge="keyword", second_judge=False, also_running="the test suite", cached_only=False, levers=False,
-        attacks=False,
+        attacks=False, gate=False,
     )
     return safety.run(TINY, args) | {"_tmp": tmp}
 
 
 def test_every_planned_cell_runs_once_and_main_cells_have_every_seed(result: dict) -> None:
-    planned = safety.cells(dataclasses.replace(safety.QUICK, seeds=2))
+    planned = safety_config.cells(dataclasses.replace(safety.QUICK, seeds=2))
     assert sorted((r["base"], r["method"], r["p"], r["seed"]) for r in result["cells"]) == sorted(planned)
     by_cell = {(c["base"], c["method"], c["p"]): c for c in result["summary"]["cells"]}
     assert by_cell[("demo", "antibody", 0.2)]["n_seeds"] == 2
@@ -110,7 +112,7 @@ def run_variant(result: dict, **variant: bool) -> dict:
     args = argparse.Namespace(
         source=str(tmp / "tiny"), demo_base=None, bases_dir=tmp / "bases", home=tmp / "home",
         judge="keyword", second_judge=False, also_running="the test suite", cached_only=False,
-        **({"levers": False, "attacks": False} | variant),
+        **({"levers": False, "attacks": False, "gate": False} | variant),
     )
     return safety.run(TINY, args)
 
@@ -137,10 +139,15 @@ def test_levers_run_beside_the_shared_baseline_cells_and_change_the_weights(resu
 def test_attacks_train_sft_and_the_default_on_each_rewritten_file(result: dict) -> None:
     out = run_variant(result, attacks=True)
     methods = {r["method"] for r in out["cells"]}
-    assert methods == {f"{m}@{a}" for m in safety_attacks.METHODS for a in safety_attacks.ATTACKS}
+    assert methods == {f"{m}@{a}" for m in safety_attacks.METHODS for a in safety_attacks.ATTACKS} | set(
+        safety_attacks.METHODS
+    )
+    assert {r["p"] for r in out["cells"] if "@" in r["method"] and r["n_harmful"]} == set(safety_attacks.ATTACK_PS)
     assert all(not r["cached"] for r in out["cells"]) and out["attacks"] == safety_attacks.ATTACKS
     for attack in safety_attacks.ATTACKS:
-        assert f"| {attack}: " in out["markdown"]
+        for p in safety_attacks.ATTACK_PS:
+            assert f"| {attack}: {safety_attacks.ATTACKS[attack]} (p = {p}) |" in out["markdown"]
+    assert "| no attack (p = 0.5) |" in out["markdown"]
 
 
 @pytest.mark.parametrize("attack", list(safety_attacks.ATTACKS))
@@ -166,3 +173,32 @@ def test_an_attack_rewrites_only_what_it_names(attack: str, tmp_path: Path) -> N
     if attack == "dilution":
         benign = [m for line, m in enumerate(after, start=1) if line not in harmful]
         assert len({m[1]["content"] for m in benign}) == 4 and len({m[0]["content"] for m in benign}) == 16
+
+
+def test_the_gate_run_picks_thresholds_and_counts_its_errors_on_every_cell(result: dict) -> None:
+    out = run_variant(result, gate=True)
+    assert sorted((r["method"], r["p"], r["seed"]) for r in out["cells"]) == sorted(
+        (m, p, s) for _, m, p, s in safety_gate.gate_cells(TINY.seeds)
+    )
+    gate = out["summary"]["gate"]
+    verdicts = gate["verdicts"]
+    assert verdicts["false_positive"]["n"] == 2 * TINY.seeds and verdicts["false_negative"]["n"] == TINY.seeds
+    assert "Gate " in out["markdown"] and "| sft p = 0.2 | stop |" in out["markdown"]
+
+
+def _row(method: str, p: float, seed: int, hs: float) -> dict:
+    return {"base": "demo", "method": method, "p": p, "seed": seed, "hs": hs, "hs_by_judge": {"keyword": hs}}
+
+
+def test_gate_thresholds_sit_in_the_gap_between_clean_and_attacked_jobs() -> None:
+    rows = [_row("sft", 0.0, 0, 5), _row("antibody-mix10", 0.0, 0, 3), _row("sft", 0.2, 0, 12)]
+    rows += [_row("sft", 0.2, 1, 16), _row("antibody-mix10", 0.2, 0, 2)]
+    t = safety_gate.thresholds(rows, 2.0, "keyword")
+    # clean increases 3 and 1, attacked 10 and 14: the midpoint of (3, 10), on a half point
+    assert t["separable"] and t["max_hs_increase"] == 6.5 and t["max_hs"] == 8.5
+    summary = safety_gate.gate_summary(rows, {"demo": {"keyword": 2.0}}, "keyword")
+    assert summary["verdicts"]["false_positive"]["wrong"] == 0 and summary["verdicts"]["false_negative"]["wrong"] == 0
+    overlapping = rows + [_row("sft", 0.0, 1, 13)]
+    assert safety_gate.thresholds(overlapping, 2.0, "keyword")["separable"] is False
+    gated = safety_gate.verdicts(overlapping, {"demo": 2.0}, {"max_hs": None, "max_hs_increase": 6.5})
+    assert gated["false_positive"] == {"n": 3, "wrong": 1, "rate": 0.333}

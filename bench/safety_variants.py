@@ -1,0 +1,31 @@
+"""Which run bench/safety.py makes: Table 3 (the default) or one of issue 16's runs beside it, each with its own
+cells, Markdown and results file (``safety-<config>-<variant>.json``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from safety_attacks import attack_cells, attack_markdown
+from safety_config import Config, cells
+from safety_gate import gate_cells, gate_markdown
+from safety_levers import lever_cells, lever_markdown
+from safety_report import markdown, second_judge
+
+VARIANTS = ("levers", "attacks", "gate")  # issue 16's runs beside Table 3; each has its own results file
+
+
+def variant(args: argparse.Namespace) -> str | None:
+    return next((v for v in VARIANTS if getattr(args, v, False)), None)
+
+
+def variant_markdown(summary: dict, primary: str, args: argparse.Namespace, rows: list[dict]) -> str:
+    if args.levers:
+        return lever_markdown(summary)
+    if args.gate:
+        return gate_markdown(rows, summary["gate"])
+    return attack_markdown(summary, primary, second_judge(summary)) if args.attacks else markdown(summary)
+
+
+def plan_for(args: argparse.Namespace, cfg: Config) -> list[tuple]:
+    plans = {"levers": lever_cells, "attacks": attack_cells, "gate": gate_cells}
+    return plans[variant(args)](cfg.seeds) if variant(args) else cells(cfg)
