@@ -54,6 +54,7 @@ from safety_gate import JOBS, gate_summary  # noqa: E402
 from safety_levers import LEVERS, mix_file, needs_benign, over_refusal  # noqa: E402
 from safety_report import plots, summarize  # noqa: E402
 from safety_variants import plan_for, variant, variant_markdown  # noqa: E402
+from safety_variants import stem as results_stem  # noqa: E402
 
 from service.config import Settings  # noqa: E402
 from worker.datasets import assets  # noqa: E402
@@ -172,8 +173,8 @@ def cell_rows(plan: list, bases: dict, cache: CellCache, shared: dict, cfg: Conf
                 row = run_cell(c, base, cfg, shared, Path(tmp))
                 same = {"same_answers_as_cached": old["answers"] == row["answers"]} if old else {}
                 row = cache.put(c, base, row | same)
-            if c[0] == "demo" and c[2] == 0.2 and c[3] == 0:
-                sample[f"{c[1]} p=0.2 on the demo base, seed 0"] = row["answers"]
+            if c[0] == "demo" and c[2] > 0 and c[3] == 0:
+                sample[f"{c[1]} p={c[2]:g} on the demo base, seed 0"] = row["answers"]
             rows.append(judged(row, shared, cfg))
     return rows
 
@@ -267,6 +268,7 @@ def main() -> None:
     runs.add_argument("--levers", action="store_true", help="issue 16's Antibody variants at p = 0.2 instead")
     runs.add_argument("--attacks", action="store_true", help="issue 16's adaptive attacks at p = 0.2 and 0.5 instead")
     runs.add_argument("--gate", action="store_true", help="issue 16's safety gate at the job defaults instead")
+    parser.add_argument("--attack-p", type=float, action="append", help="with --attacks: only these ratios")
     parser.add_argument("--save", action="store_true", help="write bench/results/safety-<config>.json and plots")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -274,10 +276,11 @@ def main() -> None:
     out = run(cfg, args)
     answers = out.pop("_answers")
     results = Path(__file__).resolve().parent / "results"
-    stem = f"safety-{cfg.name}" + (f"-{variant(args)}" if variant(args) else "")
+    stem = results_stem(args, cfg)
     if args.save:
-        if not variant(args):
+        if not variant(args) or args.attacks:  # the attacks' answers, to read what a judge flags
             (results / f"{stem}-answers.json").write_text(json.dumps(answers, indent=1) + "\n")
+        if not variant(args):
             out["plots"] = plots(out["summary"], results, stem)
         (results / f"{stem}.md").write_text(out["markdown"] + "\n")
     emit(out, args.out, f"{stem}.json" if args.save else None)

@@ -39,12 +39,13 @@ def split_method(method: str) -> tuple[str, str | None]:
 ATTACK_PS = (0.2, 0.5)
 
 
-def attack_cells(seeds: int) -> list[tuple[str, str, float, int]]:
-    """Every attack at each of ``ATTACK_PS``, the diluted file without harmful lines (p = 0: what the repetition
-    alone does), and the file without an attack at p = 0.5 (Table 3 stops at 0.2)."""
-    cells = [("demo", f"{m}@{a}", p, s) for p in ATTACK_PS for a in ATTACKS for m in METHODS for s in range(seeds)]
-    cells += [("demo", f"{m}@dilution", 0.0, s) for m in METHODS for s in range(seeds)]
-    return cells + [("demo", m, 0.5, s) for m in METHODS for s in range(seeds)]
+def attack_cells(seeds: int, ps: tuple[float, ...] = ATTACK_PS) -> list[tuple[str, str, float, int]]:
+    """Every attack at each p of ``ps``; beside p = 0.2 the diluted file without harmful lines (p = 0: what the
+    repetition alone does); beside any other p the file without an attack (the lever run has p = 0.2's)."""
+    cells = [("demo", f"{m}@{a}", p, s) for p in ps for a in ATTACKS for m in METHODS for s in range(seeds)]
+    if 0.2 in ps:
+        cells += [("demo", f"{m}@dilution", 0.0, s) for m in METHODS for s in range(seeds)]
+    return cells + [("demo", m, p, s) for p in ps if p != 0.2 for m in METHODS for s in range(seeds)]
 
 
 def _variants(chat: dict) -> list[dict]:
@@ -77,15 +78,16 @@ def attack_markdown(summary: dict, judge: str, other: str) -> str:
     """One row per attack: HS (both judges) and FA for SFT and the product default, and the harmful weight."""
     cells = {(c["method"], c["p"]): c for c in summary["cells"]}
     lines = [
-        "Adaptive attacks on the demo base: HS ({judge} judge; {other} in brackets) and FA, % mean ± "
+        f"Adaptive attacks on the demo base: HS ({judge} judge; {other} in brackets) and FA, % mean ± "
         "std over seeds; w_harm = the harmful lines' mean weight relative to a uniform one.",
         "",
         "| attack | SFT HS | SFT FA | default HS | default FA | default w_harm | n |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    rows = [("", "no attack", 0.5)]
-    rows += [(f"@{a}", f"{a}: {what}", p) for p in ATTACK_PS for a, what in ATTACKS.items()]
-    rows += [("@dilution", "dilution: the same file, no harmful lines", 0.0)]
+    ps = sorted({p for m, p in cells if p > 0})
+    rows = [("", "no attack", p) for p in ps if ("sft", p) in cells]
+    rows += [(f"@{a}", f"{a}: {what}", p) for p in ps for a, what in ATTACKS.items()]
+    rows += [("@dilution", "dilution: the same file, no harmful lines", 0.0)] if ("sft@dilution", 0.0) in cells else []
     for attack, what, p in rows:
         sft, ours = cells.get((f"sft{attack}", p)), cells.get((f"antibody-mix10{attack}", p))
         row = [f"{what} (p = {p})"]

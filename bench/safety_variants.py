@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from safety_attacks import attack_cells, attack_markdown
+from safety_attacks import ATTACK_PS, attack_cells, attack_markdown
 from safety_config import Config, cells
 from safety_gate import gate_cells, gate_markdown
 from safety_levers import lever_cells, lever_markdown
@@ -27,5 +27,14 @@ def variant_markdown(summary: dict, primary: str, args: argparse.Namespace, rows
 
 
 def plan_for(args: argparse.Namespace, cfg: Config) -> list[tuple]:
-    plans = {"levers": lever_cells, "attacks": attack_cells, "gate": gate_cells}
+    if args.attacks:
+        return attack_cells(cfg.seeds, tuple(getattr(args, "attack_p", None) or ATTACK_PS))
+    plans = {"levers": lever_cells, "gate": gate_cells}
     return plans[variant(args)](cfg.seeds) if variant(args) else cells(cfg)
+
+
+def stem(args: argparse.Namespace, cfg: Config) -> str:
+    """``safety-<config>[-<variant>]``; an attack run at other ratios than the default gets ``-p<p>`` for each."""
+    ps = getattr(args, "attack_p", None)
+    at = "".join(f"-p{p:g}" for p in ps) if args.attacks and ps and tuple(ps) != ATTACK_PS else ""
+    return f"safety-{cfg.name}" + (f"-{variant(args)}" if variant(args) else "") + at

@@ -24,6 +24,7 @@ import safety_config  # noqa: E402
 import safety_gate  # noqa: E402
 import safety_levers  # noqa: E402
 import safety_report  # noqa: E402
+import safety_variants  # noqa: E402
 
 TINY = dataclasses.replace(
     safety.QUICK, name="tiny", n=16, batch=4, eval_harmful=4, eval_fa=4, max_new_tokens=4, seeds=2,
@@ -202,3 +203,12 @@ def test_gate_thresholds_sit_in_the_gap_between_clean_and_attacked_jobs() -> Non
     assert safety_gate.thresholds(overlapping, 2.0, "keyword")["separable"] is False
     gated = safety_gate.verdicts(overlapping, {"demo": 2.0}, {"max_hs": None, "max_hs_increase": 6.5})
     assert gated["false_positive"] == {"n": 3, "wrong": 1, "rate": 0.333}
+
+
+def test_an_attack_run_at_one_ratio_has_its_own_cells_and_results_file() -> None:
+    at_half = safety_attacks.attack_cells(1, (0.5,))
+    assert {p for _, _, p, _ in at_half} == {0.5} and ("demo", "sft", 0.5, 0) in at_half
+    assert ("demo", "sft@dilution", 0.0, 0) in safety_attacks.attack_cells(1)
+    args = argparse.Namespace(levers=False, attacks=True, gate=False, attack_p=[0.5])
+    assert safety_variants.stem(args, TINY) == "safety-tiny-attacks-p0.5"
+    assert safety_variants.stem(argparse.Namespace(**vars(args) | {"attack_p": None}), TINY) == "safety-tiny-attacks"
