@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 
 import click
 import uvicorn
+from sqlalchemy.orm import Session
 
 from service import logs
 from service.auth.service import create_key
@@ -16,6 +18,7 @@ from service.db import session_scope
 from service.errors import AppError
 from service.metrics.http import multiprocess_dir, prepare_multiprocess
 from service.migrate import upgrade
+from service.orm import BaseModelRow
 from service.storage import open_store
 
 
@@ -98,10 +101,33 @@ def base_models_register(name: str, path: str, aligned: bool, gpu_class: str) ->
 
 @base_models.command("list")
 def base_models_list() -> None:
-    """List registered base models as JSON lines."""
+    """List registered base models as JSON lines (a retired one has `retired_at` set)."""
     with session_scope(get_settings().database_url) as session:
         for row in repository.list_all(session):
             click.echo(json.dumps(service.base_model_object(row)))
+
+
+@base_models.command("retire")
+@click.argument("name")
+def base_models_retire(name: str) -> None:
+    """Retire NAME: no new jobs, screens or alignments on it; its running jobs and fine-tuned models keep working."""
+    _echo_changed(name, service.retire)
+
+
+@base_models.command("reinstate")
+@click.argument("name")
+def base_models_reinstate(name: str) -> None:
+    """Offer a retired NAME to customers again."""
+    _echo_changed(name, service.reinstate)
+
+
+def _echo_changed(name: str, change: Callable[[Session, str], BaseModelRow]) -> None:
+    try:
+        with session_scope(get_settings().database_url) as session:
+            click.echo(json.dumps(service.base_model_object(change(session, name))))
+    except AppError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(2)
 
 
 def _register_worker_commands() -> None:

@@ -67,6 +67,7 @@ class BaseModelRow(Base):
     gpu_class: Mapped[str] = mapped_column(String(40), default="default")
     manifest: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    retired_at: Mapped[int | None] = mapped_column(BigInteger, default=None)  # no new work on it; files are kept
 
 
 class JobRow(Base):

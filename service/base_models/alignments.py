@@ -6,6 +6,8 @@
 
 A worker claims and runs it (``worker/alignment/tasks.py`` → ``worker/alignment/runner.py``); ``worker/leases.py``
 re-queues it if that worker dies. While one run for a name is queued or running, another for the same name is refused.
+So is a run for a retired name: publishing rewrites `base-models/{name}/` in place, the weights that the fine-tuned
+models of a retired base are still served on.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.base_models import repository
-from service.base_models.service import check_name
+from service.base_models.service import RETIRED, check_name
 from service.broker import enqueue_alignment
 from service.config import Settings
 from service.errors import InvalidRequest, NotFound
@@ -28,6 +30,14 @@ PENDING = ("queued", "running")
 def start(session: Session, settings: Settings, spec: dict[str, Any], gpu_class: str) -> AlignmentRow:
     """Record a queued alignment and publish it once the transaction commits."""
     check_name(spec["name"])
+    known = repository.get(session, spec["name"])
+    if known is not None and known.retired_at is not None:
+        raise InvalidRequest(
+            f"'{known.name}' is retired, and aligning it would replace the weights its fine-tuned models are still "
+            f"served on. Reinstate it first (POST /v1/admin/base_models/{known.name}/reinstate) or pick another name.",
+            param="name",
+            code=RETIRED,
+        )
     busy = repository.alignment_in_progress(session, spec["name"], PENDING)
     if busy:
         raise InvalidRequest(

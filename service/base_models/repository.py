@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from service.orm import AlignmentRow, BaseModelRow
@@ -12,11 +12,27 @@ def get(session: Session, name: str) -> BaseModelRow | None:
     return session.get(BaseModelRow, name)
 
 
-def list_all(session: Session, *, aligned_only: bool = False) -> list[BaseModelRow]:
+def list_all(session: Session, *, aligned_only: bool = False, offered_only: bool = False) -> list[BaseModelRow]:
+    """Every registered base; ``offered_only`` leaves out the retired ones."""
     query = select(BaseModelRow).order_by(BaseModelRow.created_at, BaseModelRow.name)
     if aligned_only:
         query = query.where(BaseModelRow.aligned.is_(True))
+    if offered_only:
+        query = query.where(BaseModelRow.retired_at.is_(None))
     return list(session.scalars(query))
+
+
+def set_retired(session: Session, name: str, retired_at: int | None) -> BaseModelRow | None:
+    """Retire ``name`` at ``retired_at``, or reinstate it (None). Retiring is compare-and-set on a null
+    ``retired_at``, so a second (or concurrent) retire keeps the first time."""
+    query = update(BaseModelRow).where(BaseModelRow.name == name)
+    if retired_at is not None:
+        query = query.where(BaseModelRow.retired_at.is_(None))
+    session.execute(query.values(retired_at=retired_at).execution_options(synchronize_session=False))
+    row = session.get(BaseModelRow, name)
+    if row is not None:
+        session.refresh(row)
+    return row
 
 
 def upsert(session: Session, row: BaseModelRow) -> BaseModelRow:

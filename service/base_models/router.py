@@ -25,7 +25,21 @@ def list_base_models(session: SessionDep, admin: AdminOrg):
 
 @router.post("", response_model=BaseModelObject)
 def register_base_model(body: RegisterBaseModel, session: SessionDep, store: StoreDep, admin: AdminOrg):
+    """Register a base model, or replace one of that name (a retired one stays retired until reinstated)."""
     return BaseModelObject.from_row(service.register(session, store, **body.model_dump()))
+
+
+@router.post("/{name}/retire", response_model=BaseModelObject)
+def retire_base_model(name: str, session: SessionDep, admin: AdminOrg):
+    """Take a base model off offer: no new jobs, screens or alignments; existing jobs and fine-tuned models keep
+    working and no file is deleted. Retiring a retired base keeps its first `retired_at`."""
+    return BaseModelObject.from_row(service.retire(session, name))
+
+
+@router.post("/{name}/reinstate", response_model=BaseModelObject)
+def reinstate_base_model(name: str, session: SessionDep, admin: AdminOrg):
+    """Offer a retired base model again (registering the name again does not: it stays retired)."""
+    return BaseModelObject.from_row(service.reinstate(session, name))
 
 
 @router.post("/align", status_code=202, response_model=BaseModelAlignment)

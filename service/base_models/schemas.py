@@ -38,7 +38,8 @@ class AlignBaseModel(BaseModel):
 
 
 class BaseModelObject(ApiObject):
-    """A registered base model; `manifest` is its alignment manifest (HS before/after, data, seeds) or `{}`."""
+    """A registered base model; `manifest` is its alignment manifest (HS before/after, data, seeds) or `{}`.
+    `retired_at` is when the provider retired it (it takes no new jobs, screens or alignments), null while offered."""
 
     name: str
     path: str  # a local Hugging Face model folder or a `store://` prefix
@@ -46,6 +47,7 @@ class BaseModelObject(ApiObject):
     gpu_class: str
     manifest: dict[str, Any]
     created_at: int
+    retired_at: int | None
 
 
 class BaseModelList(ApiObject):

@@ -85,6 +85,7 @@ class BaseModelSummary(ApiObject):
     hs_before: float | None  # the alignment manifest's HS before and after Antibody's alignment stage
     hs_after: float | None
     created_at: int
+    retired_at: int | None  # when the provider retired it (no new jobs on it); null while it is offered
 
     @classmethod
     def from_row(cls, row: BaseModelRow) -> Self:
@@ -95,6 +96,7 @@ class BaseModelSummary(ApiObject):
             hs_before=_hs(row.manifest, "before"),
             hs_after=_hs(row.manifest, "after"),
             created_at=row.created_at,
+            retired_at=row.retired_at,
         )
 
 

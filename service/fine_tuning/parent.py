@@ -4,7 +4,8 @@ or checkpoint on the base it was trained from.
 A fine-tuned `model` resolves exactly as for serving (``service/inference/service.py``): the caller's own model,
 which exists only once it passed the safety gate, not deleted; or a checkpoint of a succeeded job, the caller's
 own or one shared with the caller's org. Serving's refusals become 400s naming `model`; a name another org has not
-shared reads like one that does not exist. The base must still be one customers may fine-tune.
+shared reads like one that does not exist. The base must still be one customers may fine-tune: a base the provider
+retired is refused with `model_retired`, whether named directly or as the base of a fine-tuned `model`.
 
 Access is decided here, once. The job keeps the adapter's object prefix and the worker fetches it from there on
 each attempt without asking again, so revoking the grant (or deleting the parent model) while the job is queued or
@@ -39,11 +40,18 @@ def _unavailable(message: str) -> InvalidRequest:
     return InvalidRequest(message, param="model", code="model_not_available")
 
 
+def _refuse_retired(session: Session, settings: Settings, base: str, lead: str = "") -> None:
+    retired = base_models.why_retired(session, settings, base, "new fine-tuning jobs")
+    if retired is not None:
+        raise InvalidRequest(lead + retired, param="model", code=base_models.RETIRED)
+
+
 def resolve(session: Session, settings: Settings, principal: Principal, model: str) -> StartingPoint:
     """What a job created with ``model`` trains from, or a 400 naming ``model``."""
     base = base_models.usable(session, settings, model)
     if base is not None:
         return StartingPoint(base)
+    _refuse_retired(session, settings, model)
     if not model.startswith("ft:"):
         raise _unavailable(
             f"Model '{model}' is not available for fine-tuning. Use one of the provider's pre-aligned base models "
@@ -54,6 +62,8 @@ def resolve(session: Session, settings: Settings, principal: Principal, model: s
     except AppError as refused:  # a missing model is serving's 404; here it is a bad parameter like the others
         raise InvalidRequest(refused.message, param="model", code=refused.code) from None
     base = base_models.usable(session, settings, target.base)
+    if base is None:
+        _refuse_retired(session, settings, target.base, f"The model '{model}' was trained on '{target.base}'. ")
     if base is None or target.adapter_prefix is None:
         raise _unavailable(
             f"The model '{model}' was trained on '{target.base}', which is no longer available for fine-tuning."

@@ -183,7 +183,7 @@ def resume(session: Session, settings: Settings, principal: Principal, job_id: s
     if not repository.transition(session, job.id, ("paused",), "queued", control=None):
         raise _state_error(job, "resume")
     repository.add_event(session, job.id, "Fine-tuning job resumed")
-    base = base_models.usable(session, settings, job.model)
+    base = base_models.servable(session, settings, job.model)  # a job started before its base was retired resumes
     enqueue_job(session, settings, job.id, base.gpu_class if base else "default")
     session.refresh(job)
     return job

@@ -1,4 +1,4 @@
-"""The `ftaas` CLI honours FTAAS_* settings: migrate, keys create, base-models register/list."""
+"""The `ftaas` CLI honours FTAAS_* settings: migrate, keys create, base-models register/list/retire/reinstate."""
 
 from __future__ import annotations
 
@@ -38,3 +38,13 @@ def test_cli_end_to_end(api, tmp_path: Path, tiny_model: Path) -> None:
     assert bad.returncode == 2 and "config.json" in bad.stderr
     client = openai.OpenAI(api_key=key, base_url=api.v1, max_retries=0)
     assert name in [m.id for m in client.models.list()]
+
+    retired = json.loads(run(["base-models", "retire", name], env).stdout)
+    assert retired["name"] == name and isinstance(retired["retired_at"], int)
+    assert name not in [m.id for m in client.models.list()]
+    listed = [json.loads(line) for line in run(["base-models", "list"], env).stdout.splitlines()]
+    assert [m["retired_at"] for m in listed if m["name"] == name] == [retired["retired_at"]]  # still listed, as retired
+    assert json.loads(run(["base-models", "reinstate", name], env).stdout)["retired_at"] is None
+    assert name in [m.id for m in client.models.list()]
+    unknown = run(["base-models", "retire", "no-such-base"], env, check=False)
+    assert unknown.returncode == 2 and "no-such-base" in unknown.stderr

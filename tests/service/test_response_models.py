@@ -254,6 +254,9 @@ class Scenario:
         self.call("GET", "/admin/base_models")
         body = {"name": f"rm-{tag}", "path": str(self.api.model_dir), "aligned": True, "manifest": {"k": 1}}
         self.call("POST", "/admin/base_models", json=body)
+        retiring = {"name": body["name"]}
+        assert self.call("POST", "/admin/base_models/{name}/retire", path=retiring)["retired_at"] is not None
+        assert self.call("POST", "/admin/base_models/{name}/reinstate", path=retiring)["retired_at"] is None
         alignment = self.call("POST", "/admin/base_models/align", 202, json={"name": f"rm-aligned-{tag}"})["id"]
         self.call("GET", "/admin/base_models/alignments")
         self.call("GET", "/admin/base_models/alignments/{alignment_id}", path={"alignment_id": alignment})

@@ -45,6 +45,8 @@ def prepare(settings: Settings, public_url: str) -> None:
     open_store(settings.storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region).ensure_bucket()
     with session_scope(settings.database_url) as session:
         known = base_models_repo.get(session, DEMO_MODEL)
+        # Only a missing demo base is aligned and registered: a provider's retirement of it survives restarts.
+        retired = known is not None and known.retired_at is not None
     if known is None:
         click.echo(
             f"First start: pre-aligning SmolLM2-135M-Instruct with Antibody's alignment stage "
@@ -71,7 +73,8 @@ def prepare(settings: Settings, public_url: str) -> None:
     click.echo(f"API:        {public_url}/v1   (OpenAI-compatible; docs at {public_url}/docs)")
     click.echo(f"Dashboard:  {public_url}/dashboard (log in with an admin key)")
     click.echo(f"Admin key:  in {admin_key_path} (mode 0600; for the dashboard and /v1/admin)")
-    click.echo(f"Base model: {DEMO_MODEL} (pre-aligned)")
+    state = f"retired; `ftaas base-models reinstate {DEMO_MODEL}` offers it again" if retired else "pre-aligned"
+    click.echo(f"Base model: {DEMO_MODEL} ({state})")
     click.echo(f"Demo key:   {key}")
     click.echo(
         f"Try:        OPENAI_BASE_URL={public_url}/v1 OPENAI_API_KEY={key} python -c "

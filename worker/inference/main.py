@@ -43,7 +43,7 @@ def adapter_resolver(settings: Settings, store: ObjectStore):
 
 def base_model_folder(settings: Settings, store: ObjectStore, name: str) -> Path:
     with session_scope(settings.database_url) as session:
-        row = base_models.usable(session, settings, name)
+        row = base_models.servable(session, settings, name)  # retired too: its fine-tuned models are still served
         if row is None:
             raise SystemExit(f"base model {name!r} is not registered (or not aligned); see `ftaas base-models list`")
         session.expunge(row)
