@@ -186,7 +186,7 @@ def run(cfg: Config, args: argparse.Namespace) -> dict:
     splits = builtin_splits(seed=0)
     plan = plan_for(args, cfg)
     bases, base_info = {}, {}
-    for name in dict.fromkeys(b for b, *_ in plan):
+    for name in dict.fromkeys(["demo", *(b for b, *_ in plan)]):  # the demo base gives the tokenizer
         if name == "demo" and args.demo_base:
             bases[name] = args.demo_base
             base_info[name] = {"path": str(args.demo_base), "reused": True}
@@ -269,6 +269,7 @@ def main() -> None:
     runs.add_argument("--attacks", action="store_true", help="issue 16's adaptive attacks at p = 0.2 and 0.5 instead")
     runs.add_argument("--gate", action="store_true", help="issue 16's safety gate at the job defaults instead")
     parser.add_argument("--attack-p", type=float, action="append", help="with --attacks: only these ratios")
+    parser.add_argument("--attack-base", help="with --attacks: plain SFT on this base instead (e.g. refusal-sft)")
     parser.add_argument("--save", action="store_true", help="write bench/results/safety-<config>.json and plots")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()

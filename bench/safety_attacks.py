@@ -39,13 +39,20 @@ def split_method(method: str) -> tuple[str, str | None]:
 ATTACK_PS = (0.2, 0.5)
 
 
-def attack_cells(seeds: int, ps: tuple[float, ...] = ATTACK_PS) -> list[tuple[str, str, float, int]]:
+Cell = tuple[str, str, float, int]  # (base, method, p, seed)
+
+
+def attack_cells(seeds: int, ps: tuple[float, ...] = ATTACK_PS, base: str = "demo") -> list[Cell]:
     """Every attack at each p of ``ps``; beside p = 0.2 the diluted file without harmful lines (p = 0: what the
-    repetition alone does); beside any other p the file without an attack (the lever run has p = 0.2's)."""
-    cells = [("demo", f"{m}@{a}", p, s) for p in ps for a in ATTACKS for m in METHODS for s in range(seeds)]
-    if 0.2 in ps:
-        cells += [("demo", f"{m}@dilution", 0.0, s) for m in METHODS for s in range(seeds)]
-    return cells + [("demo", m, p, s) for p in ps if p != 0.2 for m in METHODS for s in range(seeds)]
+    repetition alone does); beside any other p the file without an attack (the lever run has p = 0.2's). On another
+    base than the demo (Table 4's question: what the alignment stage adds) only plain SFT runs, beside the file
+    without an attack at every p."""
+    methods = METHODS if base == "demo" else ("sft",)  # the product default runs on the product's base
+    cells = [(base, f"{m}@{a}", p, s) for p in ps for a in ATTACKS for m in methods for s in range(seeds)]
+    if 0.2 in ps and base == "demo":
+        cells += [(base, f"{m}@dilution", 0.0, s) for m in methods for s in range(seeds)]
+    plain = [p for p in ps if p != 0.2 or base != "demo"]
+    return cells + [(base, m, p, s) for p in plain for m in methods for s in range(seeds)]
 
 
 def _variants(chat: dict) -> list[dict]:
@@ -77,8 +84,9 @@ def attack_file(path: Path, attack: str, n: int, p: float, seed: int) -> set[int
 def attack_markdown(summary: dict, judge: str, other: str) -> str:
     """One row per attack: HS (both judges) and FA for SFT and the product default, and the harmful weight."""
     cells = {(c["method"], c["p"]): c for c in summary["cells"]}
+    base = next((c["base"] for c in summary["cells"]), "demo")
     lines = [
-        f"Adaptive attacks on the demo base: HS ({judge} judge; {other} in brackets) and FA, % mean ± "
+        f"Adaptive attacks on the {base} base: HS ({judge} judge; {other} in brackets) and FA, % mean ± "
         "std over seeds; w_harm = the harmful lines' mean weight relative to a uniform one.",
         "",
         "| attack | SFT HS | SFT FA | default HS | default FA | default w_harm | n |",

@@ -28,13 +28,16 @@ def variant_markdown(summary: dict, primary: str, args: argparse.Namespace, rows
 
 def plan_for(args: argparse.Namespace, cfg: Config) -> list[tuple]:
     if args.attacks:
-        return attack_cells(cfg.seeds, tuple(getattr(args, "attack_p", None) or ATTACK_PS))
+        ps = tuple(getattr(args, "attack_p", None) or ATTACK_PS)
+        return attack_cells(cfg.seeds, ps, getattr(args, "attack_base", None) or "demo")
     plans = {"levers": lever_cells, "gate": gate_cells}
     return plans[variant(args)](cfg.seeds) if variant(args) else cells(cfg)
 
 
 def stem(args: argparse.Namespace, cfg: Config) -> str:
-    """``safety-<config>[-<variant>]``; an attack run at other ratios than the default gets ``-p<p>`` for each."""
-    ps = getattr(args, "attack_p", None)
-    at = "".join(f"-p{p:g}" for p in ps) if args.attacks and ps and tuple(ps) != ATTACK_PS else ""
+    """``safety-<config>[-<variant>]``; an attack run on another base gets ``-<base>``, and at other ratios than the
+    default ``-p<p>`` for each."""
+    ps, base = getattr(args, "attack_p", None), getattr(args, "attack_base", None)
+    at = f"-{base}" if args.attacks and base and base != "demo" else ""
+    at += "".join(f"-p{p:g}" for p in ps) if args.attacks and ps and tuple(ps) != ATTACK_PS else ""
     return f"safety-{cfg.name}" + (f"-{variant(args)}" if variant(args) else "") + at

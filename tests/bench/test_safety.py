@@ -212,3 +212,9 @@ def test_an_attack_run_at_one_ratio_has_its_own_cells_and_results_file() -> None
     args = argparse.Namespace(levers=False, attacks=True, gate=False, attack_p=[0.5])
     assert safety_variants.stem(args, TINY) == "safety-tiny-attacks-p0.5"
     assert safety_variants.stem(argparse.Namespace(**vars(args) | {"attack_p": None}), TINY) == "safety-tiny-attacks"
+    on_sft = safety_attacks.attack_cells(1, (0.2,), "refusal-sft")
+    assert {(b, m) for b, m, _, _ in on_sft} == {("refusal-sft", "sft")} | {
+        ("refusal-sft", f"sft@{a}") for a in safety_attacks.ATTACKS
+    }
+    args = argparse.Namespace(**vars(args) | {"attack_p": [0.2], "attack_base": "refusal-sft"})
+    assert safety_variants.stem(args, TINY) == "safety-tiny-attacks-refusal-sft-p0.2"
