@@ -95,7 +95,7 @@ def test_a_rerun_reads_finished_cells_and_judges_their_answers_afresh(
     args = argparse.Namespace(
         source=str(tmp / "tiny"), demo_base=None, bases_dir=tmp / "bases", home=tmp / "home",
         judge="all", second_judge=False, also_running="the test suite", cached_only=True, levers=False,
-        attacks=False,
+        attacks=False, gate=False,
     )
     dropped = ("demo", "sft", 0.2, 1)
     [demo] = (tmp / "bases").glob("demo-*/merged")
