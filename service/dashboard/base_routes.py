@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from service.base_models import service as base_models
 from service.config import Settings
 from service.dashboard import bases, render
-from service.dashboard.web import REFUSED, CsrfField, SessionCookie, admin_or_login, login_form, posted_by_our_page
+from service.dashboard.web import CsrfField, SessionCookie, admin_posting
 from service.deps import SessionDep, SettingsDep, StoreDep
 from service.errors import InvalidRequest, NotFound
 
@@ -37,11 +37,9 @@ def register_base(
     gpu_class: Field = "default",
     aligned: Annotated[bool, Form()] = False,
 ) -> Response:
-    admin = admin_or_login(request, session, settings, token, None)
+    admin = admin_posting(request, session, settings, token, csrf_token)
     if isinstance(admin, Response):
         return admin
-    if not posted_by_our_page(request, settings, token, csrf_token):
-        return login_form(request, settings, None, REFUSED, 403)
     try:
         bases.register(session, store, name=name, path=path, gpu_class=gpu_class, aligned=aligned)
     except InvalidRequest as exc:
@@ -57,11 +55,9 @@ def _change(
     csrf_token: str | None,
     change: Callable[[], object],
 ) -> Response:
-    admin = admin_or_login(request, session, settings, token, None)
+    admin = admin_posting(request, session, settings, token, csrf_token)
     if isinstance(admin, Response):
         return admin
-    if not posted_by_our_page(request, settings, token, csrf_token):
-        return login_form(request, settings, None, REFUSED, 403)
     try:
         change()
     except NotFound as exc:  # deleted from the database since the page was drawn

@@ -10,13 +10,11 @@ from fastapi.responses import RedirectResponse, Response
 
 from service.dashboard import csrf, jobs, render
 from service.dashboard.web import (
-    REFUSED,
     CsrfField,
     FormCookie,
     SessionCookie,
     admin_or_login,
-    login_form,
-    posted_by_our_page,
+    admin_posting,
 )
 from service.deps import SessionDep, SettingsDep, StoreDep
 from service.errors import InvalidRequest, NotFound
@@ -55,11 +53,9 @@ def cancel_job(
     csrf_token: CsrfField = None,
     token: SessionCookie = None,
 ) -> Response:
-    admin = admin_or_login(request, session, settings, token, None)
+    admin = admin_posting(request, session, settings, token, csrf_token)
     if isinstance(admin, Response):
         return admin
-    if not posted_by_our_page(request, settings, token, csrf_token):
-        return login_form(request, settings, None, REFUSED, 403)
     try:
         jobs.cancel(session, settings, job_id)
     except NotFound as exc:

@@ -10,13 +10,11 @@ from fastapi.responses import RedirectResponse, Response
 
 from service.dashboard import csrf, orgs, render
 from service.dashboard.web import (
-    REFUSED,
     CsrfField,
     FormCookie,
     SessionCookie,
     admin_or_login,
-    login_form,
-    posted_by_our_page,
+    admin_posting,
 )
 from service.deps import SessionDep, SettingsDep
 from service.errors import InvalidRequest, NotFound
@@ -57,11 +55,9 @@ def set_quotas(
     upload_bytes_per_day: Limit = "",
     requests_per_minute: Limit = "",
 ) -> Response:
-    admin = admin_or_login(request, session, settings, token, None)
+    admin = admin_posting(request, session, settings, token, csrf_token)
     if isinstance(admin, Response):
         return admin
-    if not posted_by_our_page(request, settings, token, csrf_token):
-        return login_form(request, settings, None, REFUSED, 403)
     form = {"running_jobs": running_jobs, "queued_jobs": queued_jobs, "upload_bytes_per_day": upload_bytes_per_day,
             "requests_per_minute": requests_per_minute}  # fmt: skip
     try:

@@ -42,6 +42,19 @@ def admin_or_login(
     return admin
 
 
+def admin_posting(
+    request: Request, session: Session, settings: Settings, token: str | None, given: str | None
+) -> Principal | Response:
+    """The admin behind a form POST that came from our own page, or the page to answer with instead (every provider
+    action's guard: the login page, or a 403 that did nothing)."""
+    admin = admin_or_login(request, session, settings, token, None)
+    if isinstance(admin, Response):
+        return admin
+    if not posted_by_our_page(request, settings, token, given):
+        return login_form(request, settings, None, REFUSED, 403)
+    return admin
+
+
 def login_form(
     request: Request, settings: Settings, nonce: str | None, message: str | None = None, status_code: int = 200
 ) -> Response:
