@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from service.base_models import repository
 from service.base_models.schemas import BaseModelObject
 from service.config import Settings
-from service.errors import InvalidRequest, NotFound
+from service.errors import AppError, InvalidRequest, NotFound
 from service.ids import now
 from service.orm import BaseModelRow
 from service.storage import ObjectStore
@@ -110,6 +110,21 @@ def why_retired(session: Session, settings: Settings, name: str, refused: str) -
         f"The base model '{name}' was retired by the provider on {when} and takes no {refused}. "
         f"Available base models: {offered} (GET /v1/models)."
     )
+
+
+def refuse_retired(
+    session: Session,
+    settings: Settings,
+    name: str,
+    refused: str,
+    error: type[AppError] = InvalidRequest,
+    lead: str = "",
+) -> None:
+    """Raise ``error`` (``model_retired``, naming ``model``) if the provider retired ``name``; ``lead`` opens the
+    message (e.g. which fine-tuned model was trained on it)."""
+    retired = why_retired(session, settings, name, refused)
+    if retired is not None:
+        raise error(lead + retired, param="model", code=RETIRED)
 
 
 def retire(session: Session, name: str) -> BaseModelRow:

@@ -47,10 +47,8 @@ def _screenable_file(session: Session, principal: Principal, file_id: str) -> Fi
 
 def _usable_base(session: Session, settings: Settings, model: str) -> BaseModelRow:
     base = base_models.usable(session, settings, model)
-    retired = None if base is not None else base_models.why_retired(session, settings, model, "new pre-screens")
-    if retired is not None:
-        raise InvalidRequest(retired, param="model", code=base_models.RETIRED)
     if base is None:
+        base_models.refuse_retired(session, settings, model, "new pre-screens")
         raise InvalidRequest(
             f"Model '{model}' is not available for screening. Use one of the provider's pre-aligned base models "
             "listed by GET /v1/models.",

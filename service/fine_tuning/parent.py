@@ -36,14 +36,11 @@ class StartingPoint:
     adapter_prefix: str | None = None
 
 
+JOBS = "new fine-tuning jobs"  # what a retired base refuses here
+
+
 def _unavailable(message: str) -> InvalidRequest:
     return InvalidRequest(message, param="model", code="model_not_available")
-
-
-def _refuse_retired(session: Session, settings: Settings, base: str, lead: str = "") -> None:
-    retired = base_models.why_retired(session, settings, base, "new fine-tuning jobs")
-    if retired is not None:
-        raise InvalidRequest(lead + retired, param="model", code=base_models.RETIRED)
 
 
 def resolve(session: Session, settings: Settings, principal: Principal, model: str) -> StartingPoint:
@@ -51,7 +48,7 @@ def resolve(session: Session, settings: Settings, principal: Principal, model: s
     base = base_models.usable(session, settings, model)
     if base is not None:
         return StartingPoint(base)
-    _refuse_retired(session, settings, model)
+    base_models.refuse_retired(session, settings, model, JOBS)
     if not model.startswith("ft:"):
         raise _unavailable(
             f"Model '{model}' is not available for fine-tuning. Use one of the provider's pre-aligned base models "
@@ -63,7 +60,8 @@ def resolve(session: Session, settings: Settings, principal: Principal, model: s
         raise InvalidRequest(refused.message, param="model", code=refused.code) from None
     base = base_models.usable(session, settings, target.base)
     if base is None:
-        _refuse_retired(session, settings, target.base, f"The model '{model}' was trained on '{target.base}'. ")
+        lead = f"The model '{model}' was trained on '{target.base}'. "
+        base_models.refuse_retired(session, settings, target.base, JOBS, lead=lead)
     if base is None or target.adapter_prefix is None:
         raise _unavailable(
             f"The model '{model}' was trained on '{target.base}', which is no longer available for fine-tuning."

@@ -73,9 +73,7 @@ def resolve(session: Session, settings: Settings, principal: Principal, model: s
     if base_models.usable(session, settings, model) is not None:
         return Target(base=model)
     # Retired: not served as itself any more; the models fine-tuned on it still are (below), on the same weights.
-    retired = base_models.why_retired(session, settings, model, "chat completions of its own")
-    if retired is not None:
-        raise NotFound(retired, param="model", code=base_models.RETIRED)
+    base_models.refuse_retired(session, settings, model, "chat completions of its own", NotFound)
     if CHECKPOINT_MARK in model:
         return _checkpoint(session, principal.org_id, model)
     tuned = repository.tuned_model(session, principal.org_id, model)

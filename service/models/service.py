@@ -24,10 +24,8 @@ def retrieve(session: Session, settings: Settings, principal: Principal, model_i
     if base is not None:
         return ModelObject.from_row(base, settings.inference_backends)
     tuned = repository.fine_tuned(session, principal.org_id, model_id)
-    retired = None if tuned else base_models.why_retired(session, settings, model_id, "new jobs or requests")
-    if retired is not None:
-        raise NotFound(retired, param="model", code=base_models.RETIRED)
     if not tuned:
+        base_models.refuse_retired(session, settings, model_id, "new jobs or requests", NotFound)
         raise NotFound(
             f"The model '{model_id}' does not exist or you do not have access to it.", param="model"
         )
