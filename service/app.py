@@ -23,6 +23,7 @@ from service.fine_tuning.router import router as jobs_router
 from service.inference.backends import Backends
 from service.inference.router import router as inference_router
 from service.inflight import InflightLimit
+from service.job_evaluations.router import router as job_evaluations_router
 from service.metrics.router import install as install_metrics
 from service.models.router import router as models_router
 from service.openapi import install as install_openapi
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         inference_router,
         base_models_router,
         admin_jobs_router,
+        job_evaluations_router,
         quotas_router,
         webhooks_router,
         dashboard_router,

@@ -23,7 +23,8 @@ from service.config import Settings
 from service.db import after_commit, session_scope
 from service.files import repository as files
 from service.fine_tuning import repository as jobs
-from service.orm import AlignmentRow, FileScreenRow, JobRow
+from service.job_evaluations import repository as evaluations
+from service.orm import AlignmentRow, EvaluationRow, FileScreenRow, JobRow
 from service.runs import repository as runs
 from service.runs.repository import Published
 
@@ -33,7 +34,10 @@ log = logging.getLogger(__name__)
 PROCESS_JOB = "ftaas.process_job"
 ALIGN_BASE_MODEL = "ftaas.align_base_model"
 SCREEN_FILE = "ftaas.screen_file"
-logs.TASK_ID_FIELDS.update({PROCESS_JOB: "job_id", ALIGN_BASE_MODEL: "alignment_id", SCREEN_FILE: "screen_id"})
+EVALUATE_JOB = "ftaas.evaluate_job"
+logs.TASK_ID_FIELDS.update(
+    {PROCESS_JOB: "job_id", ALIGN_BASE_MODEL: "alignment_id", SCREEN_FILE: "screen_id", EVALUATE_JOB: "evaluation_id"}
+)
 DELIVER_WEBHOOK = "ftaas.deliver_webhook"
 WEBHOOKS_QUEUE = "webhooks"  # webhook retries, consumed by every worker
 
@@ -133,3 +137,12 @@ def enqueue_alignment(session: Session, settings: Settings, alignment_id: str, g
 def resend_alignment(settings: Settings, alignment_id: str) -> None:
     """Publish again (the sweeper), on the GPU class the run was started for."""
     resend(settings, ALIGN_BASE_MODEL, AlignmentRow, alignment_id, base_models.alignment_gpu_class)
+
+
+def enqueue_evaluation(session: Session, settings: Settings, evaluation_id: str, gpu_class: str) -> None:
+    enqueue(session, settings, EVALUATE_JOB, EvaluationRow, evaluation_id, gpu_class)
+
+
+def resend_evaluation(settings: Settings, evaluation_id: str) -> None:
+    """Publish again (the sweeper), on the GPU class recorded when it was requested."""
+    resend(settings, EVALUATE_JOB, EvaluationRow, evaluation_id, evaluations.gpu_class_of)

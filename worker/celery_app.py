@@ -14,6 +14,7 @@ TASK_MODULES = (
     "worker.fine_tuning.tasks",
     "worker.alignment.tasks",
     "worker.screening.tasks",
+    "worker.job_evaluations.tasks",
     "worker.webhooks.tasks",
 )
 

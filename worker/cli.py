@@ -19,7 +19,7 @@ from celery.signals import setup_logging
 from service import broker, logs
 from service.config import Settings, get_settings
 from service.migrate import upgrade
-from service.orm import AlignmentRow, FileScreenRow
+from service.orm import AlignmentRow, EvaluationRow, FileScreenRow
 from worker import leases, registry
 from worker import metrics as worker_metrics
 from worker.alignment.demo import DEMO_MODEL, prepare
@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 
 def start_sweeper(settings: Settings, info: registry.WorkerInfo | None = None) -> threading.Thread:
     """Every worker sweeps: re-queues jobs whose lease expired and re-sends jobs no worker took; re-queues
-    screens and alignments whose worker stopped beating. It also keeps the worker's registry row fresh."""
+    screens, alignments and re-evaluations whose worker stopped beating. It also keeps the worker's registry row
+    fresh."""
+
     def loop() -> None:
         while True:
             try:
@@ -42,6 +44,7 @@ def start_sweeper(settings: Settings, info: registry.WorkerInfo | None = None) -
                 leases.sweep_jobs(settings, lambda job_id: broker.resend_job(settings, job_id))
                 leases.sweep_runs(settings, FileScreenRow, lambda run_id: broker.resend_screen(settings, run_id))
                 leases.sweep_runs(settings, AlignmentRow, lambda run_id: broker.resend_alignment(settings, run_id))
+                leases.sweep_runs(settings, EvaluationRow, lambda run_id: broker.resend_evaluation(settings, run_id))
             except Exception:
                 log.exception("sweep failed")
             threading.Event().wait(max(0.5, settings.lease_seconds / 2))

@@ -7,10 +7,10 @@ screen reader gets the same numbers from the chart's <title> and the tables prin
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import count
 from typing import Any
 
 from markupsafe import Markup, escape
@@ -19,7 +19,6 @@ from markupsafe import Markup, escape
 WIDTH, HEIGHT = 480, 240
 LEFT, RIGHT, TOP, BOTTOM = 60, 12, 18, 48
 PALETTE = ("#175cd3", "#b42318", "#067647", "#b54708", "#6941c6", "#475467")
-_ids = count(1)  # unique ids for aria-labelledby on a page with several charts
 
 
 @dataclass(frozen=True)
@@ -85,11 +84,14 @@ def _empty(title: str, message: str) -> Markup:
 
 def _frame(title: str, body: list[str], legend: list[tuple[str, str, bool]], summary: str) -> Markup:
     """The <figure>: an SVG with an accessible name (title + one-line summary of the data) and an HTML legend."""
-    n = next(_ids)
+    marks = "".join(body)
+    # The id for aria-labelledby comes from what the chart shows, not from a counter: a page then renders the same
+    # bytes until its data changes, which its ETag relies on (render.py). Two charts share an id only if identical.
+    n = hashlib.blake2s(f"{title}\0{summary}\0{marks}\0{legend}".encode(), digest_size=6).hexdigest()
     svg = (
         f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="chart-{n}" '
         f'preserveAspectRatio="xMidYMid meet" xmlns="http://www.w3.org/2000/svg">'
-        f'<title id="chart-{n}">{escape(title)}: {escape(summary)}</title>' + "".join(body) + "</svg>"
+        f'<title id="chart-{n}">{escape(title)}: {escape(summary)}</title>' + marks + "</svg>"
     )
     keys = "".join(
         f'<span class="key"><i style="border-top:3px {"dashed" if dashed else "solid"} {color}"></i>'

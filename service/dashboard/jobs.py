@@ -1,5 +1,5 @@
 """The provider's page for one job of any org: what happened to it, how it trained, whether it is safe to deploy,
-and which training lines Antibody starved. Read-only, except for the provider's cancel."""
+and which training lines Antibody starved. Read-only, except for the provider's cancel and evaluation re-runs."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ from service.errors import NotFound
 from service.files import repository as files
 from service.fine_tuning import service as fine_tuning
 from service.fine_tuning.report_schema import DownWeightedLine, EvalReport
-from service.orm import CheckpointRow, FileScreenRow, JobEventRow, JobRow
+from service.job_evaluations import repository as job_evaluations
+from service.job_evaluations import service as re_evaluation
+from service.orm import CheckpointRow, EvaluationRow, FileScreenRow, JobEventRow, JobRow
 from service.storage import ObjectNotFound, ObjectStore
 
 EVENTS_READ = 5000  # a job logs a metrics event every metrics_every steps; the curves need them all
@@ -52,11 +54,20 @@ class JobPage:
     lines: list[DownWeightedLine]
     sort: str
     metrics_source: str  # "report" (every step) or "events" (every metrics_every steps, while it runs)
+    evaluations: list[EvaluationRow] = field(default_factory=list)  # the provider's re-runs, newest first
     charts: dict[str, Markup] = field(default_factory=dict)
 
     @property
     def cancellable(self) -> bool:
         return self.job.status in ("validating_files", "queued", "paused", "running") and self.job.control is None
+
+    @property
+    def evaluating(self) -> bool:
+        return any(e.status in ("queued", "running") for e in self.evaluations)
+
+    @property
+    def evaluable(self) -> bool:
+        return re_evaluation.has_adapter(self.job) and not self.evaluating
 
 
 def _find(session: Session, job_id: str) -> tuple[JobRow, str]:
@@ -126,6 +137,7 @@ def job_page(session: Session, store: ObjectStore, settings: Settings, job_id: s
         lines=sorted_lines(report, sort),
         sort=sort if sort in SORTS else "weight",
         metrics_source=source,
+        evaluations=job_evaluations.for_job(session, job.id),
     )
     page.charts = {
         "timeline": figures.status_timeline([(e.created_at, e.message, e.level) for e in messages]),
@@ -160,12 +172,27 @@ def raw_line(session: Session, store: ObjectStore, job_id: str, number: int) -> 
     raise NotFound(f"The training file {job.training_file} has no line {number}.", param="line")
 
 
-def report_file(session: Session, store: ObjectStore, job_id: str, name: str) -> bytes:
+def report_file(
+    session: Session, store: ObjectStore, job_id: str, name: str, evaluation_id: str | None = None
+) -> bytes:
+    """The job's own report, or with ``evaluation_id`` the report of one of its re-evaluations."""
     job, _ = _find(session, job_id)
+    if evaluation_id is not None:
+        run = re_evaluation.get(session, job.id, evaluation_id)
+        try:
+            return store.get_bytes(f"jobs/{job.id}/evaluations/{run.id}/{name}")
+        except ObjectNotFound:
+            raise NotFound(f"Re-evaluation {run.id} has no {name} (it is {run.status}).", param="name") from None
     try:
         return store.get_bytes(f"jobs/{job.id}/{name}")
     except ObjectNotFound:
         raise NotFound(f"Job {job.id} has no {name} yet (it is {job.status}).", param="name") from None
+
+
+def evaluate(session: Session, settings: Settings, job_id: str) -> EvaluationRow:
+    """Queue a re-run of the job's evaluation (service/job_evaluations/service.py), on the provider's authority."""
+    job, _ = _find(session, job_id)
+    return re_evaluation.request(session, settings, job.id)
 
 
 def cancel(session: Session, settings: Settings, job_id: str) -> JobRow:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from datetime import UTC, datetime
@@ -10,7 +11,7 @@ from typing import Any
 
 import jinja2
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from service.dashboard.alignments import AlignmentPage
 from service.dashboard.jobs import JobPage
@@ -56,27 +57,53 @@ _env = jinja2.Environment(
 _env.filters.update(ago=ago, utc=utc, pct=pct, delta=delta)
 
 
-def _html(template: str, status_code: int, **context: Any) -> HTMLResponse:
-    nonce = secrets.token_urlsafe(16)
-    body = _env.get_template(template).render(nonce=nonce, refresh_s=REFRESH_SECONDS, **context)
-    headers = {
+def _headers(nonce: str) -> dict[str, str]:
+    return {
         # Inline CSS, one inline script with a per-response nonce, nothing from elsewhere, no framing.
         "Content-Security-Policy": (
             f"default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-{nonce}'; connect-src 'self'; "
             "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
         ),
+        # Not no-cache: that lets the browser store the page and revalidate it on its own (reload, back), and
+        # the 304 would then freshen the stored headers with a new nonce that the stored body's script lacks
+        # (RFC 9111 §4.3.4). no-store keeps this authenticated page out of every cache; the poll revalidates by hand.
         "Cache-Control": "no-store",
         # Not no-referrer: under it browsers send `Origin: null` on our own form POSTs, which csrf.same_origin
         # must refuse. same-origin still sends nothing to other sites.
         "Referrer-Policy": "same-origin",
         "X-Content-Type-Options": "nosniff",
     }
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """If-None-Match's weak comparison (RFC 9110 §13.1.2): ``*``, or one listed tag equal to ours, W/ or not."""
+    tags = {tag.strip().removeprefix("W/") for tag in (if_none_match or "").split(",")}
+    return "*" in tags or etag.removeprefix("W/") in tags
+
+
+def _html(
+    template: str, status_code: int, request: Request | None = None, clock: float | None = None, **context: Any
+) -> Response:
+    """A page. Given its GET ``request`` (a 200 page the script polls), it gets an ETag and may answer 304."""
+    page = _env.get_template(template)
+    etag = ""
+    if request is not None and request.method == "GET" and status_code == 200:
+        # The tag hashes the page rendered with its per-response values left blank (the CSP nonce, the clock stamp
+        # of the snapshot's time, the tag itself), so it changes exactly when something else on the page does.
+        # Weak: two bodies under one tag differ in those bytes (RFC 9110 §8.8.1); If-None-Match compares weakly.
+        blank = page.render(nonce="", clock=None, etag="", refresh_s=REFRESH_SECONDS, **context)
+        etag = f'W/"{hashlib.sha256(blank.encode()).hexdigest()}"'
+    nonce = secrets.token_urlsafe(16)
+    headers = _headers(nonce) | ({"ETag": etag} if etag else {})
+    if etag and request is not None and _matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    body = page.render(nonce=nonce, clock=clock, etag=etag, refresh_s=REFRESH_SECONDS, **context)
     return HTMLResponse(body, status_code=status_code, headers=headers)
 
 
 def login_page(
     request: Request, csrf_token: str, message: str | None = None, status_code: int = 200, notice: str | None = None
-) -> HTMLResponse:
+) -> Response:
     return _html(
         "login.html",
         status_code,
@@ -87,13 +114,13 @@ def login_page(
     )
 
 
-def dashboard_page(
-    request: Request, data: Dashboard, org_name: str, csrf_token: str, view: dict[str, Any]
-) -> HTMLResponse:
+def dashboard_page(request: Request, data: Dashboard, org_name: str, csrf_token: str, view: dict[str, Any]) -> Response:
     """The overview; ``view`` holds its charts, the filters asked for and the choices the filters offer."""
     return _html(
         "dashboard.html",
         200,
+        request,
+        data.generated_at,
         d=data,
         org_name=org_name,
         csrf_token=csrf_token,
@@ -109,11 +136,12 @@ def dashboard_page(
 
 def job_page(
     request: Request, page: JobPage, org_name: str, csrf_token: str, message: str | None = None, status_code: int = 200
-) -> HTMLResponse:
+) -> Response:
     job_url = request.url_for("dashboard_job", job_id=page.job.id).path
     return _html(
         "job.html",
         status_code,
+        request,
         p=page,
         org_name=org_name,
         csrf_token=csrf_token,
@@ -121,6 +149,8 @@ def job_page(
         dashboard_url=request.url_for("dashboard").path,
         logout_url=request.url_for("dashboard_logout").path,
         cancel_url=job_url + "/cancel",
+        evaluate_url=job_url + "/evaluate",
+        evaluations_url=job_url + "/evaluations",
         report_url=job_url + "/report.json",
         report_html_url=job_url + "/report.html",
         line_url=job_url + "/lines",
@@ -130,11 +160,12 @@ def job_page(
 
 def org_page(
     request: Request, page: OrgPage, org_name: str, csrf_token: str, message: str | None = None, status_code: int = 200
-) -> HTMLResponse:
+) -> Response:
     name = page.quotas.org_name
     return _html(
         "org.html",
         status_code,
+        request,
         p=page,
         limits=LIMITS,
         org_name=org_name,
@@ -147,10 +178,11 @@ def org_page(
     )
 
 
-def alignment_page(request: Request, page: AlignmentPage, org_name: str, csrf_token: str) -> HTMLResponse:
+def alignment_page(request: Request, page: AlignmentPage, org_name: str, csrf_token: str) -> Response:
     return _html(
         "alignment.html",
         200,
+        request,
         p=page,
         org_name=org_name,
         csrf_token=csrf_token,
@@ -159,10 +191,10 @@ def alignment_page(request: Request, page: AlignmentPage, org_name: str, csrf_to
     )
 
 
-def message_page(request: Request, title: str, message: str, status_code: int) -> HTMLResponse:
+def message_page(request: Request, title: str, message: str, status_code: int) -> Response:
     dashboard_url = request.url_for("dashboard").path
     return _html("message.html", status_code, title=title, message=message, dashboard_url=dashboard_url)
 
 
-def not_found_page(request: Request, message: str) -> HTMLResponse:
+def not_found_page(request: Request, message: str) -> Response:
     return message_page(request, "Not found", message, 404)

@@ -1,9 +1,10 @@
-"""All SQL shared by the tables whose rows are queued runs (jobs, file screens, provider alignments).
+"""All SQL shared by the tables whose rows are queued runs (jobs, file screens, provider alignments, job
+re-evaluations).
 
 Every such row carries ``enqueued_at`` (stamped at each publish, so the sweeper can re-send one no worker took).
-Screens and alignments are also owned by one worker at a time through their attempt number: a worker claims
-``queued → running`` by bumping ``attempts``, keeps ``heartbeat_at`` fresh, and writes only while the row still
-carries its attempt (``worker/leases.py``). Fine-tuning jobs fence with a lease token instead
+Screens, alignments and re-evaluations are also owned by one worker at a time through their attempt number: a
+worker claims ``queued → running`` by bumping ``attempts``, keeps ``heartbeat_at`` fresh, and writes only while the
+row still carries its attempt (``worker/leases.py``). Fine-tuning jobs fence with a lease token instead
 (``service/fine_tuning/repository.py``).
 """
 
@@ -16,10 +17,10 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from service.ids import now
-from service.orm import AlignmentRow, FileScreenRow, JobRow
+from service.orm import AlignmentRow, EvaluationRow, FileScreenRow, JobRow
 
-Published = type[JobRow] | type[FileScreenRow] | type[AlignmentRow]  # tables whose rows carry ``enqueued_at``
-Run = type[FileScreenRow] | type[AlignmentRow]  # tables whose rows are fenced by their attempt number
+Run = type[FileScreenRow] | type[AlignmentRow] | type[EvaluationRow]  # tables whose rows are fenced by their attempt
+Published = type[JobRow] | Run  # tables whose rows carry ``enqueued_at``
 
 
 def mark_enqueued(session: Session, table: Published, object_id: str) -> None:
@@ -47,7 +48,7 @@ def claim(session: Session, table: Run, run_id: str, worker_id: str, lease_secon
         return None
     values: dict[str, Any] = {"status": "running", "attempts": attempts + 1}
     values.update(heartbeat_at=time.time(), worker_id=worker_id)
-    if table is AlignmentRow:
+    if table is AlignmentRow or table is EvaluationRow:
         values["started_at"] = now()
     moved = session.execute(
         update(table).where(table.id == run_id, table.attempts == attempts).values(**values)
@@ -86,3 +87,4 @@ def unsent_queued(session: Session, table: Published, statuses: tuple[str, ...],
     """Ids of rows in ``statuses`` that no worker took within ``requeue_after_s`` of their last publish."""
     query = select(table.id).where(table.status.in_(statuses), unsent(table, requeue_after_s))
     return list(session.scalars(query).all())
+

@@ -32,6 +32,7 @@ from worker.evaluation import KeywordRefusalJudge, evaluate_harmful, generate, m
 from worker.progress import fan_out, log_writer, progress_lines, within
 from worker.store import job_store_for
 from worker.training.alignment import AlignConfig, align, merge_adapter
+from worker.training.alignment_config import step_columns
 from worker.training.data import load_tokenizer
 from worker.training.model import load_base_model, pick_device, pick_dtype
 
@@ -170,6 +171,7 @@ def align_model(
         "data_counts": {k: len(v) for k, v in splits.splits().items()},
         "steps": result.steps,
         "final_metrics": result.metrics[-1] if result.metrics else {},
+        "step_metrics": step_columns(result.metrics),  # what the alignment page charts per step
         "before": before,
         "after": after,
         "seconds": seconds,

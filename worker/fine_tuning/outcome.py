@@ -52,12 +52,12 @@ def _result_file(session: Session, store: ObjectStore, org_id: str, filename: st
             status="processed",
             object_key=key,
             created_at=now(),
-        )
+        ),
     )
     return file_id
 
 
-def _summary(report: Any) -> dict[str, Any]:
+def summary_of(report: Any) -> dict[str, Any]:
     hs, fa = report.harmful, report.accuracy
     return {
         "hs": hs.score if hs else None,
@@ -94,7 +94,7 @@ def succeed(
             _result_file(session, store, job.org_id, "report.json", (report_dir / "report.json").read_bytes()),
             _result_file(session, store, job.org_id, "report.html", (report_dir / "report.html").read_bytes()),
         ]
-        summary = _summary(report)
+        summary = summary_of(report)
         jobs.add_event(
             session,
             job.id,
@@ -112,7 +112,7 @@ def succeed(
                     base_model=job.model,
                     adapter_prefix=prefix,
                     created_at=now(),
-                )
+                ),
             )
             jobs.add_event(session, job.id, f"New fine-tuned model created: {ft_name}")
     if verdict is not None:

@@ -48,9 +48,7 @@ def _file_key(session: Session, job: JobRow, param: str) -> str:
     return row.object_key
 
 
-def _local_inputs(
-    settings: Settings, store: ObjectStore, job_id: str
-) -> tuple[JobRow, Path, Path, Path | None, str]:
+def local_inputs(settings: Settings, store: ObjectStore, job_id: str) -> tuple[JobRow, Path, Path, Path | None, str]:
     """Download what training needs; returns (job, base model dir, train file, validation file, base version)."""
     with session_scope(settings.database_url) as session:
         job, base = _load(session, job_id)
@@ -75,7 +73,7 @@ def _local_inputs(
 def validate(settings: Settings, store: ObjectStore, job_id: str) -> None:
     """validating_files → queued (token counts with the base model's tokenizer) or → failed naming the file."""
     try:
-        job, base_dir, train_path, *_ = _local_inputs(settings, store, job_id)
+        job, base_dir, train_path, *_ = local_inputs(settings, store, job_id)
         hp = job.hyperparameters
         try:
             info = estimate(base_dir, train_path, settings.max_seq_len, hp["batch_size"], hp["n_epochs"])
@@ -106,7 +104,7 @@ def validate(settings: Settings, store: ObjectStore, job_id: str) -> None:
         jobs.add_event(session, job_id, "Fine-tuning job queued")
 
 
-def _model_name(session: Session, job: JobRow) -> str:
+def model_name(session: Session, job: JobRow) -> str:
     org = orgs.org_name(session, job.org_id)
     slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in (org or job.org_id)).lower()
     return f"ft:{job.model}:{slug}:{job.suffix or ''}:{job.id}"
@@ -153,7 +151,7 @@ def _resume_point(settings: Settings, store: ObjectStore, lease: Lease) -> tuple
     return None
 
 
-def _eval_split(train_path: Path, valid_path: Path | None, seed: int) -> tuple[Path, Path | None, str, list[int]]:
+def eval_split(train_path: Path, valid_path: Path | None, seed: int) -> tuple[Path, Path | None, str, list[int]]:
     """(file to train on, file to measure FA on, its source, training line → original line). FA needs data the
     model never trained on: without a validation file, hold a seeded slice of the training file out."""
     line_map = list(range(1, 1 + sum(1 for line in train_path.open(encoding="utf-8") if line.strip())))
@@ -166,11 +164,11 @@ def _eval_split(train_path: Path, valid_path: Path | None, seed: int) -> tuple[P
 
 
 def _train(settings: Settings, store: ObjectStore, lease: Lease, tracker: integrations.Tracker) -> str:
-    job, base_dir, train_path, valid_path, base_version = _local_inputs(settings, store, lease.job_id)
+    job, base_dir, train_path, valid_path, base_version = local_inputs(settings, store, lease.job_id)
     hp = job.hyperparameters
     resume, resume_step = _resume_point(settings, store, lease) or (None, 0)
     with owned(settings, lease) as session:
-        ft_name = _model_name(session, job)
+        ft_name = model_name(session, job)
         jobs.add_event(
             session,
             job.id,
@@ -182,7 +180,7 @@ def _train(settings: Settings, store: ObjectStore, lease: Lease, tracker: integr
     out = artifacts.job_dir(settings, job.id) / "out"
     shutil.rmtree(out, ignore_errors=True)
     original_train = train_path
-    train_path, eval_file, eval_source, line_map = _eval_split(train_path, valid_path, job.seed)
+    train_path, eval_file, eval_source, line_map = eval_split(train_path, valid_path, job.seed)
     mix_file = train_path.with_name("safety_mix.jsonl")
     n_mix = write_safety_mix(mix_file, len(line_map), settings.safety_mix_share, job.seed)
     if n_mix and not resume:

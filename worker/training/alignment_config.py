@@ -1,8 +1,10 @@
 """Plain dataclasses crossing the alignment library's boundary (``alignment.align``): what the worker passes in
-and gets back, and one row of per-step metrics."""
+and gets back, and one row of per-step metrics (with ``step_columns``, their compact form for a manifest)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -94,3 +96,46 @@ class AlignResult:
     data_sha256: dict[str, str] = field(default_factory=dict)  # of the input files, for the manifest
     stopped: StopReason | None = None
     last_checkpoint: Path | None = None
+
+
+# What the alignment page charts: λ_t (and its value before the EMA), the objective's three losses with the harmful
+# loss they derive from, and the cosines of g_align with the other gradients.
+STEP_COLUMNS = (
+    "step", "lambda_t", "lambda_raw", "loss_align", "loss_harm", "loss_sharp", "loss_refusal",
+    "cos_align_sharp", "cos_align_harm", "cos_align_refusal",
+)  # fmt: skip
+MAX_STEP_POINTS = 500  # a chart is 480 px wide: more points than that draw nothing new, only grow the manifest
+
+
+def _compact(value: Any) -> Any:
+    """5 significant digits; NaN and ±inf become None (JSON, and Postgres's JSON column, have no NaN)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, int):
+        return value
+    return float(f"{value:.5g}") if math.isfinite(value) else None
+
+
+def step_columns(rows: Sequence[Mapping[str, Any]], limit: int = MAX_STEP_POINTS) -> dict[str, list[Any]]:
+    """``AlignStepMetrics.row()`` rows as columns (``{"step": [...], "lambda_t": [...], ...}``), rounded.
+
+    Longer runs are downsampled evenly to ``limit`` rows, always keeping the first and the last step.
+    ``loss_sharp`` = L_harm(θ) − L_harm(θ_pert), the objective's L_sharp, taken before rounding (two rounded losses
+    would leave its small difference with two digits). A column with no value at all (``sft`` mode's λ) is left out.
+    """
+    if len(rows) > limit > 1:
+        rows = [rows[round(i * (len(rows) - 1) / (limit - 1))] for i in range(limit)]
+    columns: dict[str, list[Any]] = {}
+    for key in STEP_COLUMNS:
+        if key == "loss_sharp":
+            values = [_sharp(r.get("loss_harm"), r.get("loss_harm_pert")) for r in rows]
+        else:
+            values = [_compact(r.get(key)) for r in rows]
+        if any(v is not None for v in values):
+            columns[key] = values
+    return columns
+
+
+def _sharp(harm: Any, harm_pert: Any) -> float | None:
+    ok = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (harm, harm_pert))
+    return _compact(harm - harm_pert) if ok else None

@@ -1,5 +1,6 @@
-"""An evaluated job as the worker leaves it (report.json, metrics events, a checkpoint, the DB summary), written
-straight into a live server's DB and store: the job page's inputs without a training run."""
+"""An evaluated job as the worker leaves it (report.json, metrics events, a checkpoint, the DB summary), and a
+succeeded alignment run with its base model's manifest, written straight into a live server's DB and store: the job
+and alignment pages' inputs without a training run."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from typing import Any
 import openai
 from sqlalchemy import update
 
+from service.base_models import service as base_models
 from service.db import session_scope
 from service.fine_tuning import repository as jobs
 from service.ids import new_id, now
-from service.orm import CheckpointRow, JobRow
+from service.orm import AlignmentRow, CheckpointRow, JobRow
 from tests.live import LiveAPI
 
 SCRIPT = "<script>window.__pwned = 1</script>"
@@ -102,3 +104,18 @@ def evaluated_job(api: LiveAPI, base: str, *, status: str = "succeeded", error: 
             update(JobRow).where(JobRow.id == job.id).values(status=status, evaluation=summary, error=error, **finished)
         )
     return Evaluated(job.id, org, body, f.id)
+
+
+# What worker/training/alignment_config.py's step_columns writes for a 3-step antibody run
+STEP_METRICS = {"step": [1, 2, 3], "lambda_t": [0.5, 0.25, 0.125], "lambda_raw": [0.5, 0.1, 0.05],
+                "loss_align": [2.0, 1.5, 1.25], "loss_harm": [1.0, 1.1, 1.2], "loss_sharp": [0.01, 0.02, 0.015],
+                "loss_refusal": [1.8, 1.4, 1.1], "cos_align_sharp": [0.1, -0.05, 0.2],
+                "cos_align_harm": [-0.3, -0.2, -0.2], "cos_align_refusal": [0.4, 0.5, 0.45]}  # fmt: skip
+
+
+def finish_alignment(api: LiveAPI, run_id: str, name: str, manifest: dict[str, Any]) -> None:
+    """What a finished alignment run leaves: its base model registered with the manifest, the run succeeded."""
+    with session_scope(api.settings.database_url) as session:
+        base_models.register(session, api.store, name=name, path=str(api.model_dir), aligned=True, manifest=manifest)
+        session.execute(update(AlignmentRow).where(AlignmentRow.id == run_id).values(status="succeeded", step=3,
+                                                                                      total_steps=3))  # fmt: skip

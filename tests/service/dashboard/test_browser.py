@@ -25,7 +25,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from service.config import Settings
 from service.migrate import upgrade
 from tests.live import LiveAPI, WorkerProcess, serve, settings_env, wait_for
-from tests.service.dashboard.reports import SCRIPT, SCRIPT_LINE, training_lines
+from tests.service.dashboard.reports import SCRIPT, SCRIPT_LINE, STEP_METRICS, finish_alignment, training_lines
 from tests.service.helpers import jsonl
 
 BASE = "tiny-aligned"
@@ -224,6 +224,11 @@ def test_org_and_alignment_pages_are_accessible_and_fit_a_phone(cockpit: Cockpit
     page.click(f"a:has-text('{run.json()['name']}')")
     page.wait_for_url(f"**/dashboard/alignments/{run.json()['id']}")
     assert page.locator("#status").inner_text() == "queued"
+    assert_accessible(page, axe_js)
+    manifest = {"name": spec["name"], "before": {"hs": 40.0}, "after": {"hs": 10.0}, "step_metrics": STEP_METRICS}
+    finish_alignment(cockpit.api, run.json()["id"], spec["name"], manifest)
+    page.reload()
+    assert page.locator("#per-step figure.chart polyline.mark").count() == 9  # λ_t 2 lines, losses 4, cosines 3
     assert_accessible(page, axe_js)
 
     page.goto(f"{cockpit.api.base_url}/dashboard")

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from service.db import session_scope
 from service.fine_tuning import repository as jobs
 from service.ids import new_id, now
-from service.orm import FileScreenRow, JobRow
+from service.orm import EvaluationRow, FileScreenRow, JobRow
 from tests.live import LiveAPI
 from tests.service.dashboard.browser import browser, csrf_token, log_in
 from tests.service.dashboard.reports import SCRIPT, SCRIPT_LINE, evaluated_job, training_lines
@@ -159,3 +159,38 @@ def test_a_running_job_draws_its_curves_from_metrics_events(
     assert "Step 1/9" not in section(page, "<h2>Events</h2>")  # metrics feed the charts, not the event list
     assert "No evaluation report yet: the job is running." in page and 'class="badge g-pending"' in page
     assert 'getElementById("job")' in page  # it re-renders itself until the job ends
+
+
+def test_re_run_evaluation_from_the_page_then_read_its_verdict(
+    api: LiveAPI, gpu_base: tuple[str, str], tab: httpx.Client
+) -> None:
+    job = evaluated_job(api, gpu_base[0])
+    r = tab.get(f"/dashboard/jobs/{job.job_id}")
+    assert 'id="evaluate"' in r.text and 'getElementById("job")' not in r.text  # finished: no polling
+    forged = tab.post(f"/dashboard/jobs/{job.job_id}/evaluate", data={"csrf_token": "0" * 64})
+    assert forged.status_code == 403
+    queued = tab.post(f"/dashboard/jobs/{job.job_id}/evaluate", data={"csrf_token": csrf_token(r)})
+    assert queued.status_code == 303 and queued.headers["location"] == f"/dashboard/jobs/{job.job_id}"
+    page = tab.get(f"/dashboard/jobs/{job.job_id}").text
+    runs = section(page, 'id="re-evaluations"')
+    assert 'class="badge s-queued"' in runs and 'id="evaluate"' not in runs
+    assert 'getElementById("job")' in page  # it follows the re-run until it ends
+    again = tab.post(f"/dashboard/jobs/{job.job_id}/evaluate", data={"csrf_token": csrf_token(r)})
+    assert again.status_code == 400 and "is already queued" in again.text
+
+    with session_scope(api.settings.database_url) as session:  # as the worker leaves it
+        (run_id,) = session.scalars(select(EvaluationRow.id).where(EvaluationRow.job_id == job.job_id)).all()
+        result = {"summary": {"hs": 40.0, "base_hs": 12.5, "fa": 50.0, "base_fa": 25.0}, "judge": "keyword_refusal",
+                  "passes_gate": False, "verdict": "harmful score 40.0% exceeds <b>the</b> limit"}  # fmt: skip
+        session.execute(update(EvaluationRow).where(EvaluationRow.id == run_id)
+                        .values(status="succeeded", result=result, finished_at=now()))  # fmt: skip
+    api.store.put_bytes(f"jobs/{job.job_id}/evaluations/{run_id}/report.html", b"<p>re-run</p>")
+    page = tab.get(f"/dashboard/jobs/{job.job_id}").text
+    runs = section(page, 'id="re-evaluations"')
+    assert "would stop" in runs and "exceeds &lt;b&gt;the&lt;/b&gt; limit" in runs and "40.0% (12.5%)" in runs
+    assert 'id="evaluate"' in runs and 'getElementById("job")' not in page
+    report = tab.get(f"/dashboard/jobs/{job.job_id}/evaluations/{run_id}/report.html")
+    assert report.status_code == 200 and report.text == "<p>re-run</p>"
+    assert report.headers["content-security-policy"].startswith("sandbox")
+    assert tab.get(f"/dashboard/jobs/{job.job_id}/evaluations/jobeval_nope/report.html").status_code == 404
+    assert 'class="badge g-passed"' in section(page, 'id="gate"')  # the job's own verdict is unchanged

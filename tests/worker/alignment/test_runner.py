@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from service.config import Settings
@@ -25,6 +26,9 @@ def test_align_model_writes_a_manifest_with_counts_hashes_and_timings(tiny_model
     merged = align_model(settings, _spec(source=str(tiny_model), retain_max_new_tokens=8), tmp_path / "run")
     manifest = json.loads((merged / "alignment_manifest.json").read_text())
     assert manifest["steps"] == 2 and manifest["stage"] == "antibody-alignment"
+    per_step = manifest["step_metrics"]  # columns for the alignment page's charts
+    assert per_step["step"] == [1, 2] and {"lambda_t", "loss_sharp", "cos_align_sharp"} <= set(per_step)
+    assert math.isclose(per_step["loss_align"][-1], manifest["final_metrics"]["loss_align"], rel_tol=1e-4)
     assert manifest["data_counts"]["align"] >= 160 and manifest["data_counts"]["eval_harmful"] >= 100
     assert set(manifest["data_sha256"]) == set(manifest["data_counts"])
     assert {"align", "eval_before", "eval_after"} <= set(manifest["seconds"])
@@ -40,3 +44,4 @@ def test_align_model_reuses_a_given_before_evaluation(tiny_model: Path, tmp_path
     manifest = json.loads((merged / "alignment_manifest.json").read_text())
     assert manifest["before"] == before and "eval_before" not in manifest["seconds"]
     assert manifest["stage"] == "refusal-sft" and "self-distilled" not in manifest["data_sources"]["align"]
+    assert set(manifest["step_metrics"]) == {"step", "loss_align"}  # no λ_t nor cosines without the flatness step

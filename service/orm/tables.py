@@ -1,27 +1,14 @@
-"""Database tables (SQLAlchemy ORM). Named `*Row` so they can't be mixed up with the Models API or pydantic schemas."""
+"""The tables of the API's own objects: orgs, keys, files, base models, jobs and their events, models, webhooks,
+dashboard sessions, uploads, quotas."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, MetaData, String, Text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
 
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-# SQLite only auto-increments INTEGER PRIMARY KEY, so the sequence column is BIGINT elsewhere.
-Seq = BigInteger().with_variant(Integer, "sqlite")
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+from service.orm.base import Base, Seq
 
 
 class OrgRow(Base):
@@ -161,64 +148,6 @@ class WebhookEndpointRow(Base):
     disabled_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
-class FileScreenRow(Base):
-    """Antibody pre-screen of an uploaded file on one base model: per-line ratio r_i, no training."""
-
-    __tablename__ = "file_screens"
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    file_id: Mapped[str] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
-    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
-    base_model: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20))  # queued | running | succeeded | failed
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
-    error: Mapped[str | None] = mapped_column(Text, default=None)
-    created_at: Mapped[int] = mapped_column(BigInteger)
-    finished_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
-    # Ownership while running (worker/leases.py): the attempt number fences writes, the heartbeat shows life.
-    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    heartbeat_at: Mapped[float | None] = mapped_column(default=None)
-    enqueued_at: Mapped[float | None] = mapped_column(default=None)  # last publish to the broker
-    worker_id: Mapped[str | None] = mapped_column(String(200), default=None)
-
-    __table_args__ = (Index("uq_file_screens_file_base", "file_id", "base_model", unique=True),)
-
-
-class AlignmentRow(Base):
-    """A provider alignment job (Antibody stage 1) started through the admin API; the result is a base model."""
-
-    __tablename__ = "base_model_alignments"
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), index=True)  # the base model it registers
-    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)  # worker.alignment.runner.AlignmentSpec fields
-    gpu_class: Mapped[str] = mapped_column(String(40), default="default")
-    status: Mapped[str] = mapped_column(String(20), index=True)  # queued | running | succeeded | failed
-    phase: Mapped[str | None] = mapped_column(String(200), default=None)
-    step: Mapped[int] = mapped_column(Integer, default=0)
-    total_steps: Mapped[int | None] = mapped_column(Integer, default=None)
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)  # the registered base model
-    error: Mapped[str | None] = mapped_column(Text, default=None)
-    created_at: Mapped[int] = mapped_column(BigInteger)
-    started_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
-    finished_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    heartbeat_at: Mapped[float | None] = mapped_column(default=None)
-    enqueued_at: Mapped[float | None] = mapped_column(default=None)  # last publish to the broker
-    worker_id: Mapped[str | None] = mapped_column(String(200), default=None)
-
-
-class WorkerRow(Base):
-    """A worker process, upserted by its sweeper thread (worker/registry.py); alive while last_seen_at is fresh."""
-
-    __tablename__ = "workers"
-    id: Mapped[str] = mapped_column(String(200), primary_key=True)  # the worker_id it writes on the runs it claims
-    hostname: Mapped[str] = mapped_column(String(255))
-    gpu_classes: Mapped[str] = mapped_column(String(400))  # comma-separated, as given to `ftaas worker`
-    pid: Mapped[int] = mapped_column(Integer)
-    started_at: Mapped[int] = mapped_column(BigInteger)
-    last_seen_at: Mapped[float] = mapped_column(index=True)
-    current_task: Mapped[str | None] = mapped_column(String(400), default=None)  # e.g. "ftaas.process_job(ftjob-…)"
-
-
 class DashboardSessionRow(Base):
     """A browser session of the ops dashboard (service/dashboard/login.py). The cookie holds a random token and this
     row only its SHA-256, so neither a DB dump nor a key hash can be turned into a cookie; logout sets revoked_at."""
@@ -237,9 +166,7 @@ class CheckpointPermissionRow(Base):
     __tablename__ = "checkpoint_permissions"
     seq: Mapped[int] = mapped_column(Seq, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(40), unique=True)
-    checkpoint_id: Mapped[str] = mapped_column(
-        ForeignKey("fine_tuning_checkpoints.id", ondelete="CASCADE"), index=True
-    )
+    checkpoint_id: Mapped[str] = mapped_column(ForeignKey("fine_tuning_checkpoints.id", ondelete="CASCADE"), index=True)
     project_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
 
@@ -282,6 +209,7 @@ class UploadPartRow(Base):
 
 class OrgQuotaRow(Base):
     """The provider's per-org override of the quota_* settings (service/quotas/); a null keeps the default."""
+
     __tablename__ = "org_quotas"
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
     running_jobs: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -293,6 +221,7 @@ class OrgQuotaRow(Base):
 
 class QuotaUsageRow(Base):
     """A fixed-window quota counter when there is no Redis (embedded): one row per org, counter and window."""
+
     __tablename__ = "quota_usage"
     org_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     counter: Mapped[str] = mapped_column(String(40), primary_key=True)
