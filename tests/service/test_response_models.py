@@ -222,6 +222,12 @@ class Scenario:
         self.api.store.put_bytes(f"jobs/{job}/report.json", json.dumps({**_report(job), "attenuation": None}).encode())
         bare = self.call("GET", "/fine_tuning/jobs/{job_id}/attenuation", path=path)
         assert bare == {"object": "fine_tuning.job.attenuation", "fine_tuning_job_id": job}, bare
+        with self.db() as s:  # a re-run of the evaluation needs a job that trained an adapter
+            s.query(JobRow).filter_by(id=job).update({"status": "succeeded", "error": None})
+        evaluation = self.call("POST", "/admin/fine_tuning/jobs/{job_id}/evaluations", 202, path=path)["id"]
+        self.call("GET", "/admin/fine_tuning/jobs/{job_id}/evaluations", path=path)
+        template = "/admin/fine_tuning/jobs/{job_id}/evaluations/{evaluation_id}"
+        self.call("GET", template, path={**path, "evaluation_id": evaluation})
 
     def models(self, job: str) -> None:
         name = f"ft:{BASE}:org:rm:{uuid.uuid4().hex[:8]}"
