@@ -13,6 +13,7 @@ from service.orm import (
     BaseModelRow,
     CheckpointRow,
     DashboardSessionRow,
+    EvaluationRow,
     FileScreenRow,
     JobEventRow,
     JobRow,
@@ -22,7 +23,7 @@ from service.orm import (
 
 
 def count_by_status(
-    session: Session, table: type[JobRow] | type[FileScreenRow] | type[AlignmentRow]
+    session: Session, table: type[JobRow] | type[FileScreenRow] | type[AlignmentRow] | type[EvaluationRow]
 ) -> dict[str, int]:
     rows = session.execute(select(table.status, func.count()).group_by(table.status)).all()
     return {status: n for status, n in rows}

@@ -24,7 +24,7 @@ from service.dashboard import repository as dashboard
 from service.dashboard import service as dashboard_service
 from service.db import session_scope
 from service.metrics import repository
-from service.orm import AlignmentRow, FileScreenRow
+from service.orm import AlignmentRow, EvaluationRow, FileScreenRow
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +85,17 @@ def _counts(session: Session) -> list[Metric]:
     alignments = GaugeMetricFamily("ftaas_alignments", "Base-model alignment runs by status", labels=["status"])
     for status, n in sorted(dashboard.count_by_status(session, AlignmentRow).items()):
         alignments.add_metric([status], n)
+    reruns = GaugeMetricFamily(
+        "ftaas_job_evaluations", "Provider re-runs of job evaluations by status", labels=["status"]
+    )
+    for status, n in sorted(dashboard.count_by_status(session, EvaluationRow).items()):
+        reruns.add_metric([status], n)
     gate = CounterMetricFamily(
         "ftaas_safety_gate_failures", "Jobs trained and evaluated but not deployed (safety gate)", labels=["model"]
     )
     for model, n in repository.failures_by_code_and_model(session, SAFETY_GATE_CODE):
         gate.add_metric([model], n)
-    return [jobs, screens, alignments, gate]
+    return [jobs, screens, alignments, reruns, gate]
 
 
 def _workers_and_queues(session: Session, settings: Settings, at: float) -> list[Metric]:

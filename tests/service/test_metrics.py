@@ -137,7 +137,7 @@ def test_jobs_workers_queues_and_distributions_come_from_the_database(api: LiveA
     hs = "ftaas_job_eval_harmful_score_ratio"
     assert (bucket(hs, "0.1"), bucket(hs, "0.2"), bucket(hs, "0.3"), bucket(hs, "+Inf")) == (0, 1, 2, 2)
     assert value(families, "ftaas_job_eval_accuracy_ratio_gsum") == pytest.approx(0.71 + 0.55)
-    for family in ("ftaas_screens", "ftaas_alignments"):
+    for family in ("ftaas_screens", "ftaas_alignments", "ftaas_job_evaluations"):
         assert families[family][0] == "gauge"
 
 
