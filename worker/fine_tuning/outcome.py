@@ -68,6 +68,15 @@ def summary_of(report: Any) -> dict[str, Any]:
     }
 
 
+def scores_line(summary: dict[str, Any]) -> str:
+    """'HS 1.0% (base 2.0%), FA 50.0% (base 25.0%)' for an event; 'no FA' when there was no held-out data."""
+    pct = lambda v: "–" if v is None else f"{v}%"  # noqa: E731
+    fa = f"FA {pct(summary['fa'])} (base {pct(summary['base_fa'])})"
+    if summary["fa"] is None:
+        fa = "no FA (no held-out data)"
+    return f"HS {pct(summary['hs'])} (base {pct(summary['base_hs'])}), {fa}"
+
+
 def succeed(
     settings: Settings,
     store: ObjectStore,
@@ -98,8 +107,7 @@ def succeed(
         jobs.add_event(
             session,
             job.id,
-            f"Evaluation: HS {summary['hs']}% (base {summary['base_hs']}%), "
-            f"FA {summary['fa']}% (base {summary['base_fa']}%)",
+            f"Evaluation: {scores_line(summary)}",
             data=summary,
         )
         if verdict is None:

@@ -20,7 +20,7 @@ from service.orm import EvaluationRow
 from service.storage import ObjectNotFound, ObjectStore
 from worker import artifacts, leases
 from worker.fine_tuning.evaluation import JobEvalInputs, evaluate_job, safety_verdict
-from worker.fine_tuning.outcome import summary_of
+from worker.fine_tuning.outcome import scores_line, summary_of
 from worker.fine_tuning.runner import eval_split, local_inputs, model_name
 
 log = logging.getLogger(__name__)
@@ -89,11 +89,10 @@ def _record(settings: Settings, job_id: str, evaluation_id: str, outcome: dict[s
         message, level = f"Evaluation re-run {evaluation_id} failed: {outcome['error']}", "error"
     else:
         result = outcome["result"]
-        s = result["summary"]
         gate = "passes the safety gate" if result["passes_gate"] else f"would fail the safety gate: {result['verdict']}"
         message = (
-            f"Evaluation re-run {evaluation_id}: HS {s['hs']}% (base {s['base_hs']}%), FA {s['fa']}% "
-            f"(base {s['base_fa']}%); {gate}. The job's status and model are unchanged."
+            f"Evaluation re-run {evaluation_id}: {scores_line(result['summary'])}; {gate}. "
+            "The job's status and model are unchanged."
         )
         level = "info" if result["passes_gate"] else "warn"
     with session_scope(settings.database_url) as session:
