@@ -49,8 +49,11 @@ class LiveAPI:
         return openai.OpenAI(api_key=key or self.new_key(), base_url=self.v1, max_retries=0, **kwargs)
 
     def register_base(self, name: str, *, aligned: bool = True) -> None:
+        """Register ``name`` and offer it: registering alone keeps a retired base retired, and the server is shared
+        by every test of a session, so one test's retirement must not refuse the next test's jobs."""
         with session_scope(self.settings.database_url) as session:
             base_models.register(session, self.store, name=name, path=str(self.model_dir), aligned=aligned)
+            base_models.reinstate(session, name)
 
 
 def serve(settings: Settings) -> tuple[str, uvicorn.Server, threading.Thread]:

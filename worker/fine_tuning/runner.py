@@ -22,7 +22,7 @@ from service.orm import BaseModelRow, JobRow
 from service.storage import ObjectStore
 from worker import artifacts
 from worker import metrics as worker_metrics
-from worker.datasets.safety_mix import provider_refusals, write_safety_mix
+from worker.datasets.safety_mix import mix_size, provider_refusals, write_safety_mix
 from worker.fine_tuning import failures, integrations, scheduling
 from worker.fine_tuning.evaluation import JobEvalInputs
 from worker.fine_tuning.failures import JobFailed
@@ -30,7 +30,7 @@ from worker.fine_tuning.outcome import finish, owned, succeed
 from worker.fine_tuning.reporter import Reporter
 from worker.leases import Lease, LeaseLost, job_heartbeat, renew_job
 from worker.training import TrainConfig, estimate, train
-from worker.training.data import load_tokenizer
+from worker.training.data import load_tokenizer, steps_per_epoch
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +73,11 @@ def local_inputs(settings: Settings, store: ObjectStore, job_id: str) -> tuple[J
 def validate(settings: Settings, store: ObjectStore, job_id: str) -> None:
     """validating_files → queued (token counts with the base model's tokenizer) or → failed naming the file."""
     try:
-        job, base_dir, train_path, *_ = local_inputs(settings, store, job_id)
+        job, base_dir, train_path, valid_path, _ = local_inputs(settings, store, job_id)
         hp = job.hyperparameters
         try:
             info = estimate(base_dir, train_path, settings.max_seq_len, hp["batch_size"], hp["n_epochs"])
+            info |= _plan(settings, job, train_path, valid_path)
         except ValueError as exc:
             raise JobFailed("invalid_training_file", str(exc), "training_file") from exc
     except JobFailed as failed:
@@ -91,7 +92,7 @@ def validate(settings: Settings, store: ObjectStore, job_id: str) -> None:
             session,
             job_id,
             f"Files validated: {info['n_examples']} examples, {info['total_tokens']} "
-            f"tokens per epoch, {info['steps']} steps",
+            f"tokens per epoch, {info['steps']} steps ({_plan_words(info)})",
             data=info,
         )
         if info["truncated"]:
@@ -102,6 +103,23 @@ def validate(settings: Settings, store: ObjectStore, job_id: str) -> None:
                 level="warn",
             )
         jobs.add_event(session, job_id, "Fine-tuning job queued")
+
+
+def _plan(settings: Settings, job: JobRow, train_path: Path, valid_path: Path | None) -> dict[str, int]:
+    """What training will really see, so the validated step count is the one the job then runs: the lines left
+    after the FA hold-out (``eval_split``) plus the safety mix, in batches of ``batch_size`` for ``n_epochs``."""
+    _, _, _, line_map = eval_split(train_path, valid_path, job.seed)
+    n_mix = mix_size(len(line_map), settings.safety_mix_share)
+    hp = job.hyperparameters
+    steps = hp["n_epochs"] * steps_per_epoch(len(line_map) + n_mix, hp["batch_size"])
+    return {"steps": steps, "trained_lines": len(line_map), "safety_mix": n_mix}
+
+
+def _plan_words(info: dict) -> str:
+    held_out = info["n_examples"] - info["trained_lines"]
+    words = [f"{info['trained_lines']} lines trained"] + ([f"{held_out} held out for FA"] if held_out > 0 else [])
+    mix = info["safety_mix"]
+    return ", ".join(words) + (f" + {mix} safety-mix pair{'s' if mix != 1 else ''}" if mix else "")
 
 
 def model_name(session: Session, job: JobRow) -> str:

@@ -142,7 +142,8 @@ def test_job_trains_to_a_usable_adapter(stack: Stack) -> None:
     events = list(client.fine_tuning.jobs.list_events(job.id, limit=100))
     messages = [e.message for e in events]
     assert messages[0] == "The job has successfully completed"
-    assert any(m.startswith("Files validated: 16 examples") for m in messages)
+    validated = next(m for m in messages if m.startswith("Files validated: 16 examples"))
+    assert validated.endswith(" 10 steps (16 lines trained + 2 safety-mix pairs)")  # the 10 steps it then ran
     assert any(m.startswith("Safety mix: 2 of the provider's refusal pairs") for m in messages)
     metrics = [e for e in events if e.type == "metrics"]
     assert sorted(e.data["step"] for e in metrics) == list(range(1, 11))  # 18 lines, batch 4, 2 epochs
@@ -330,3 +331,5 @@ def test_safety_gate_fails_the_job_and_deploys_nothing(stack: Stack) -> None:
     report = json.loads(client.files.content(report_id).read())
     assert report["accuracy"]["source"] == "training_holdout" and report["accuracy"]["n"] == 3
     assert report["attenuation"]["n_lines"] == 21  # the 3 held-out lines were never trained on
+    messages = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=100)]
+    assert any(m.endswith(" 6 steps (21 lines trained, 3 held out for FA + 2 safety-mix pairs)") for m in messages)
