@@ -63,7 +63,7 @@ class JobPage:
 
     @property
     def evaluating(self) -> bool:
-        return any(e.status in ("queued", "running") for e in self.evaluations)
+        return any(e.status in job_evaluations.PENDING for e in self.evaluations)
 
     @property
     def evaluable(self) -> bool:

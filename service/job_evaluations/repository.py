@@ -8,6 +8,8 @@ from sqlalchemy.orm import Session
 
 from service.orm import EvaluationRow
 
+PENDING = ("queued", "running")  # a re-run not finished yet: at most one per job
+
 
 def add(session: Session, row: EvaluationRow) -> EvaluationRow:
     session.add(row)
@@ -26,7 +28,7 @@ def for_job(session: Session, job_id: str, limit: int = 50) -> list[EvaluationRo
 
 
 def pending_for_job(session: Session, job_id: str) -> EvaluationRow | None:
-    query = select(EvaluationRow).where(EvaluationRow.job_id == job_id, EvaluationRow.status.in_(("queued", "running")))
+    query = select(EvaluationRow).where(EvaluationRow.job_id == job_id, EvaluationRow.status.in_(PENDING))
     return session.scalar(query.limit(1))
 
 

@@ -33,7 +33,7 @@ def _stored_json(store: ObjectStore, key: str, default: Any) -> Any:
         return default
 
 
-def _inputs(settings: Settings, store: ObjectStore, job_id: str, evaluation_id: str) -> tuple[JobEvalInputs, Any]:
+def _inputs(settings: Settings, store: ObjectStore, job_id: str) -> tuple[JobEvalInputs, Any]:
     """What ``evaluate_job`` needs, rebuilt from the job's stored outputs; and the job's first evaluation summary.
     The FA split is the job's own (same seed, same held-out slice), so FA stays comparable with the original."""
     job, base_dir, train_path, valid_path, base_version = local_inputs(settings, store, job_id)
@@ -64,7 +64,7 @@ def _inputs(settings: Settings, store: ObjectStore, job_id: str, evaluation_id: 
 
 
 def _evaluate(settings: Settings, store: ObjectStore, job_id: str, evaluation_id: str) -> dict[str, Any]:
-    inputs, original = _inputs(settings, store, job_id, evaluation_id)
+    inputs, original = _inputs(settings, store, job_id)
     out = artifacts.job_dir(settings, job_id) / "re-evaluation"
     report = evaluate_job(settings, store, inputs, out)
     prefix = f"jobs/{job_id}/evaluations/{evaluation_id}/"
