@@ -150,8 +150,10 @@ def download_checkpoint(store: ObjectStore, prefix: str, dest: Path) -> Path | N
 
 
 def upload_outputs(store: ObjectStore, job_id: str, adapter_dir: Path, attenuation: Path | None) -> str:
+    """Publish the job's adapter in place, with no delete first: a retried attempt writes the same file names,
+    each put replaces one object atomically, and ``adapter_config.json`` goes last, so a prefix that already
+    holds a deployed adapter is never empty, not even for a moment (a delete-then-upload was)."""
     prefix = f"jobs/{job_id}/adapter/"
-    store.delete_prefix(prefix)  # a previous attempt may have left a partial upload
     for path in upload_order(adapter_dir):
         store.put_file(prefix + path.relative_to(adapter_dir).as_posix(), path)
     if attenuation is not None:

@@ -63,3 +63,24 @@ def test_an_adapter_upload_cut_by_an_s3_outage_leaves_nothing_loadable(outage: O
     assert plain.list(prefix) == [prefix + "README.md"]  # cut mid-upload: no config, so no reader takes it
     with pytest.raises(FileNotFoundError, match="no adapter"):  # the inference server's store:// resolver
         adapter_resolver(settings, plain)("store://" + prefix)
+
+
+def test_republishing_an_adapter_never_leaves_its_prefix_unloadable(object_store: ObjectStore, tmp_path: Path) -> None:
+    """A retried attempt publishes over the adapter a deployed model serves: every moment, a reader finds one."""
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    for name in ("README.md", "adapter_model.safetensors", "adapter_config.json"):
+        (adapter / name).write_bytes(b"first " + name.encode())
+    prefix = artifacts.upload_outputs(object_store, "ftjob-again", adapter, None)
+    (adapter / "adapter_model.safetensors").write_bytes(b"second")
+    seen = []
+    put_file = object_store.put_file
+
+    def watched(key: str, path: Path) -> None:
+        seen.append(object_store.exists(prefix + "adapter_config.json"))
+        put_file(key, path)
+
+    object_store.put_file = watched  # type: ignore[method-assign]
+    artifacts.upload_outputs(object_store, "ftjob-again", adapter, None)
+    assert seen == [True, True, True]
+    assert object_store.get_bytes(prefix + "adapter_model.safetensors") == b"second"

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -17,6 +18,8 @@ from service.fine_tuning import repository as jobs
 from service.ids import now
 from service.migrate import upgrade
 from service.orm import JobRow, OrgRow
+from service.storage import open_store
+from worker.fine_tuning import outcome
 from worker.leases import Heartbeat, LeaseLost, claim_job, renew_job, sweep_jobs
 
 
@@ -73,6 +76,23 @@ def test_expired_lease_is_requeued_and_the_old_owner_is_locked_out(settings: Set
     assert new is not None and new.attempt == 2
     with pytest.raises(LeaseLost):
         renew_job(settings, old)
+
+
+def test_an_attempt_whose_lease_lapsed_publishes_no_adapter(settings: Settings, tmp_path) -> None:
+    """Its successor may already have deployed the job's model from ``jobs/{id}/adapter/``."""
+    job_id = add_job(settings)
+    old = claim_job(settings, job_id, "w1")
+    with session_scope(settings.database_url) as session:
+        session.query(JobRow).filter_by(id=job_id).update({"lease_expires_at": time.time() - 1})
+    sweep_jobs(settings, lambda _: None)
+    assert claim_job(settings, job_id, "w2") is not None
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "adapter" / "adapter_config.json").write_text("{}")
+    store = open_store(f"file://{tmp_path / 'objects'}")
+    with pytest.raises(LeaseLost):
+        result = SimpleNamespace(adapter_dir=tmp_path / "adapter")
+        outcome.succeed(settings, store, old, get(settings, job_id), "ft:m:x", result, None)  # type: ignore[arg-type]
+    assert store.list("jobs/") == []
 
 
 def test_attempts_are_capped(settings: Settings) -> None:

@@ -88,6 +88,8 @@ def succeed(
 ) -> None:
     """Publish the adapter, evaluate it, and either deploy it (succeeded) or stop it at the safety gate."""
     assert result.adapter_dir is not None
+    with owned(settings, lease):  # an attempt whose lease lapsed must not overwrite the adapter a newer one deployed
+        pass
     prefix = artifacts.upload_outputs(store, job.id, result.adapter_dir, None)
     store.put_bytes(f"jobs/{job.id}/attenuation.json", json.dumps(result.attenuation).encode())
     with owned(settings, lease) as session:
