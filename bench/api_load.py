@@ -249,12 +249,13 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=120, help="stop after this many seconds at the latest")
     ap.add_argument("--orgs", type=int, default=5, help="clients are spread over this many orgs")
     ap.add_argument("--jobs", type=int, default=100_000, help="jobs in the big pagination table (small one: 1000)")
+    ap.add_argument("--server-workers", type=int, default=1, help="`ftaas serve --workers`: uvicorn processes")
     ap.add_argument("--also-running", default=None, help="what else ran on the machine (recorded only)")
     ap.add_argument("--save", action="store_true", help="write bench/results/api_load-cpu.json")
     args = ap.parse_args()
     result: dict[str, Any] = {
         "bench": "api_load",
-        "stack": "postgresql + redis + s3 (moto), one `ftaas serve`",
+        "stack": f"postgresql + redis + s3 (moto), `ftaas serve --workers {args.server_workers}`",
         "clients": args.clients,
         "machine": machine(args.also_running),
     }
@@ -262,7 +263,7 @@ def main() -> None:
         home = Path(tmp)
         try:
             settings = distributed_settings(home)
-            server = ServerProcess(settings_env(settings), home / "serve.log")
+            server = ServerProcess(settings_env(settings), home / "serve.log", workers=args.server_workers)
             try:
                 with session_scope(settings.database_url) as session:
                     keys = [create_key(session, f"org-load-{i}-{uuid.uuid4().hex[:6]}") for i in range(args.orgs)]

@@ -121,10 +121,10 @@ class WorkerProcess(CliProcess):
 class ServerProcess(CliProcess):
     """`ftaas serve` on a free port; returns once /healthz answers."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, workers: int = 1) -> None:
         port = servers.free_port()
         self.base_url = f"http://127.0.0.1:{port}"
-        super().__init__(["serve", "--port", str(port)], env, log)
+        super().__init__(["serve", "--port", str(port), "--workers", str(workers)], env, log)
         wait_for(self._healthy, 60, f"the API server to start (log: {log})")
 
     def _healthy(self) -> bool:

@@ -117,15 +117,18 @@ def create(
         idempotency_key=idempotency_key,
         request_hash=digest,
     )
-    try:
-        with session.begin_nested():
-            repository.add(session, job)
-    except IntegrityError:
-        # A concurrent request with the same Idempotency-Key won the race.
-        existing = repository.get_by_idempotency_key(session, principal.org_id, idempotency_key or "")
-        if existing is None:
-            raise
-        return _replay(existing, digest)
+    if idempotency_key is None:
+        repository.add(session, job)  # no key to race on, so no savepoint (two round trips on PostgreSQL)
+    else:
+        try:
+            with session.begin_nested():
+                repository.add(session, job)
+        except IntegrityError:
+            # A concurrent request with the same Idempotency-Key won the race.
+            existing = repository.get_by_idempotency_key(session, principal.org_id, idempotency_key)
+            if existing is None:
+                raise
+            return _replay(existing, digest)
     repository.add_event(session, job.id, f"Created fine-tuning job: {job.id}")
     repository.add_event(session, job.id, f"Validating training file: {job.training_file}")
     enqueue_job(session, settings, job.id, start.base.gpu_class)

@@ -19,11 +19,23 @@ def find_org(session: Session, id_or_name: str) -> OrgRow | None:
     return session.scalar(select(OrgRow).where(or_(OrgRow.id == id_or_name, OrgRow.name == id_or_name)).limit(1))
 
 
+_NO_OVERRIDE = "quotas.no_override"  # session.info: orgs seen without a row in this transaction
+
+
 def get_override(session: Session, org_id: str) -> OrgQuotaRow | None:
-    return session.get(OrgQuotaRow, org_id)
+    """A found row stays in the identity map, but a missing one would be queried again: most orgs have none, and
+    a job create asks twice (the request rate, then the queued-jobs limit), so absence is remembered too."""
+    missing = session.info.setdefault(_NO_OVERRIDE, set())
+    if org_id in missing:
+        return None
+    row = session.get(OrgQuotaRow, org_id)
+    if row is None:
+        missing.add(org_id)
+    return row
 
 
 def put_override(session: Session, org_id: str, at: int, **limits: Any) -> OrgQuotaRow:
+    session.info.get(_NO_OVERRIDE, set()).discard(org_id)
     row = session.get(OrgQuotaRow, org_id)
     if row is None:
         row = OrgQuotaRow(org_id=org_id, updated_at=at)
