@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -13,6 +15,19 @@ from sqlalchemy.orm import Session, sessionmaker
 # (4) and the janitor, so that no request ever waits for a connection (service/inflight.py says why that matters).
 POOL_SIZE, MAX_OVERFLOW = 10, 40
 POOL_CAPACITY = POOL_SIZE + MAX_OVERFLOW
+
+
+def _json_loads(data: str | bytes) -> object:
+    """JSON columns (a job's hyperparameters, method, metadata, …) decoded by orjson: the stdlib's json.loads was
+    a third of the CPU of a 20-job list page. Writes keep the stdlib encoder, which writes NaN for a float NaN (a
+    diverged loss); orjson refuses that, so such a value falls back to the stdlib."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+JSON_OPTIONS = {"json_deserializer": _json_loads}
 
 
 @lru_cache
@@ -23,6 +38,7 @@ def get_engine(url: str) -> Engine:
             connect_args={"check_same_thread": False, "timeout": 30},
             pool_size=POOL_SIZE,
             max_overflow=MAX_OVERFLOW,
+            **JSON_OPTIONS,
         )
 
         @event.listens_for(engine, "connect")
@@ -35,7 +51,7 @@ def get_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW)
+    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, **JSON_OPTIONS)
 
 
 @lru_cache
