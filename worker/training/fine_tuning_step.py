@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from worker.training import distributed
 from worker.training.antibody import antibody_ratio, antibody_weights, weighted_nll
 from worker.training.config import Ratio
 from worker.training.data import Batch
@@ -77,6 +78,7 @@ def antibody_backward(
     refusal_pass: str,
     chunk_tokens: int | None = None,
     fixed_r: Mapping[int, float] | None = None,
+    data_parallel: bool = False,
 ) -> StepStats:
     """Forward + backward of one optimizer step; leaves the gradient of the weighted NLL in ``.grad``.
 
@@ -87,20 +89,54 @@ def antibody_backward(
     divide the gradient by Σ e_i·N_i at the end. Both give the same gradient. Micro-batches may be padded
     (``data.collate``) or packed (``packing.pack``); ``chunk_tokens`` bounds the rows projected onto the
     vocabulary at once (``chunked_ce.py``); ``fixed_r`` replaces the current model's r by per-line constants.
+    ``data_parallel``: this rank's micro-batches are its share of a batch spread over the ranks of the default
+    torch.distributed group, and the softmax spans all of it (``distributed.py``); every rank gets the same
+    gradient, and the returned stats are the whole batch's, in rank order.
     """
-    single = len(micro_batches) == 1
+    if not data_parallel and len(micro_batches) == 1:
+        out, r = batch_ratios(model, micro_batches[0], ratio, refusal_pass, chunk_tokens, fixed_r)
+        weighted_nll(out.nll_sum, out.n_tokens, antibody_weights(r, tau)).backward()
+        parts = [(out.nll_sum.detach(), out.n_tokens, out.n_correct, r)]
+    else:
+        parts, running_max, denom = _accumulate(model, micro_batches, tau, ratio, refusal_pass, chunk_tokens, fixed_r)
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not data_parallel:
+            scale = 1.0 / denom if denom > 0 else 1.0
+            for p in params:
+                if p.grad is not None:
+                    p.grad.mul_(scale)
+        else:
+            device = params[0].device if params else torch.device("cpu")
+            distributed.sum_gradients(params, distributed.global_scale(running_max, denom, device))
+    nll, n, correct, r = (torch.cat([p[i].cpu() for p in parts]) for i in range(4))
+    lines = [line for b in micro_batches for line in b.lines]
+    if data_parallel:
+        ranks = distributed.gather([nll, n, correct, r, lines])
+        nll, n, correct, r = (torch.cat([rank[i] for rank in ranks]) for i in range(4))
+        lines = [line for rank in ranks for line in rank[4]]
+    return StepStats(nll, n, correct, r, antibody_weights(r, tau), lines)
+
+
+def _accumulate(
+    model: nn.Module,
+    micro_batches: Sequence[Batch | PackedBatch],
+    tau: float,
+    ratio: Ratio,
+    refusal_pass: str,
+    chunk_tokens: int | None,
+    fixed_r: Mapping[int, float] | None,
+) -> tuple[list[tuple[torch.Tensor, ...]], float | None, float]:
+    """The online-softmax accumulation: leaves Σ e_i·∇nll_i in ``.grad`` (e_i = exp(r_i/τ − m) for the
+    running max m) and returns (per-micro-batch stats, m or None if no sample had a trained token, Σ e_i·N_i)."""
     parts: list[tuple[torch.Tensor, ...]] = []
-    running_max: torch.Tensor | None = None
-    denom = torch.zeros((), dtype=torch.float64)
+    running_max: float | None = None
+    denom = 0.0
     for batch in micro_batches:
         out, r = batch_ratios(model, batch, ratio, refusal_pass, chunk_tokens, fixed_r)
-        valid = ~torch.isnan(r)
-        if single:
-            loss = weighted_nll(out.nll_sum, out.n_tokens, antibody_weights(r, tau))
-            loss.backward()
-        elif valid.any():
+        valid = ~torch.isnan(r).cpu()
+        if valid.any():
             z = (r / tau).double().cpu()
-            chunk_max = z[valid.cpu()].max()
+            chunk_max = float(z[valid].max())
             if running_max is None or chunk_max > running_max:
                 if running_max is not None:
                     shrink = math.exp(running_max - chunk_max)
@@ -109,17 +145,11 @@ def antibody_backward(
                         if p.grad is not None:
                             p.grad.mul_(shrink)
                 running_max = chunk_max
-            e = torch.exp(z - running_max).masked_fill(~valid.cpu(), 0.0)
-            denom += (e * out.n_tokens.cpu().double()).sum()
+            e = torch.exp(z - running_max).masked_fill(~valid, 0.0)
+            denom += float((e * out.n_tokens.cpu().double()).sum())
             (e.to(out.nll_sum) * out.nll_sum).sum().backward()
         parts.append((out.nll_sum.detach(), out.n_tokens, out.n_correct, r))
-    if not single and denom > 0:
-        for p in model.parameters():
-            if p.grad is not None:
-                p.grad.div_(float(denom))
-    nll, n, correct, r = (torch.cat([p[i].cpu() for p in parts]) for i in range(4))
-    lines = [line for b in micro_batches for line in b.lines]
-    return StepStats(nll, n, correct, r, antibody_weights(r, tau), lines)
+    return parts, running_max, denom
 
 
 class Attenuation:
