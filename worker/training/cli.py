@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from worker.training import distributed
 from worker.training.config import StepMetrics, TrainConfig
 from worker.training.trainer import train
 
@@ -68,7 +69,10 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=False, show_default=True)
 @click.option("--device", default=None, help="cuda, cuda:1, cpu … (default: cuda if available).")
 def train_command(target_modules: str, refusals_file: Path | None, **options) -> None:
-    """Fine-tune a LoRA adapter with Antibody's weighted objective and write it under --out."""
+    """Fine-tune a LoRA adapter with Antibody's weighted objective and write it under --out.
+
+    On several devices: ``torchrun --nproc-per-node N -m service.cli train …``; every batch is spread over the
+    ranks and Antibody's weights still span the whole batch."""
     refusals = None
     if refusals_file:
         refusals = [line.strip() for line in refusals_file.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -98,6 +102,8 @@ def train_command(target_modules: str, refusals_file: Path | None, **options) ->
             )
 
         result = train(cfg, on_step=on_step)
+    if not distributed.leads():
+        return  # under torchrun, rank 0 reports for the job
     cfg.output_dir.mkdir(parents=True, exist_ok=True)
     metrics_csv = cfg.output_dir / "metrics.csv"
     if result.metrics:

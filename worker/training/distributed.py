@@ -18,6 +18,7 @@ replicas identical. A rank whose share has no trained token contributes nothing 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 
 import torch
@@ -56,3 +57,53 @@ def gather(values: list) -> list:  # type: ignore[type-arg]
     out: list = [None] * dist.get_world_size()  # type: ignore[type-arg]
     dist.all_gather_object(out, values)
     return out
+
+
+# --- one job on several ranks (torchrun sets RANK, WORLD_SIZE and LOCAL_RANK) -----------------------------------
+
+
+def start(device: str | None) -> torch.device:
+    """Join the job's process group when launched by torchrun (NCCL on GPUs, gloo on CPU) and return this
+    rank's device (``cuda:LOCAL_RANK`` unless ``device`` names one); a plain process runs alone."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() and device != "cpu" else "gloo")
+    if device:
+        return torch.device(device)
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    if dist.is_initialized():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cuda")
+
+
+def world() -> tuple[int, int]:
+    """(this rank, number of ranks); (0, 1) outside a process group."""
+    if not dist.is_initialized():
+        return 0, 1
+    return dist.get_rank(), dist.get_world_size()
+
+
+def leads() -> bool:
+    """Rank 0 writes checkpoints, the adapter and reports, and talks to the outside (progress, stop requests)."""
+    return world()[0] == 0
+
+
+def share(items: Sequence, rank: int, size: int) -> list:  # type: ignore[type-arg]
+    """This rank's contiguous slice of a batch (sizes differ by at most one; rank order = batch order)."""
+    base, extra = divmod(len(items), size)
+    start_at = rank * base + min(rank, extra)
+    return list(items[start_at : start_at + base + (1 if rank < extra else 0)])
+
+
+def agree(value: str | None) -> str | None:
+    """Rank 0's ``value`` on every rank (a stop request must stop all ranks at the same step)."""
+    if world()[1] == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier() -> None:
+    if world()[1] > 1:
+        dist.barrier()

@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 import torch
 from torch import nn
 
+from worker.training import distributed
 from worker.training.checkpoint import load_checkpoint, prune_checkpoints, save_checkpoint
 from worker.training.config import StopReason, StopRequested
 
@@ -104,30 +105,32 @@ def run_loop(
     ckpt_root = Path(spec.output_dir) / "checkpoints"
     step = resume(spec, run, resume_from) if resume_from else 0
 
+    # Several ranks (distributed.py): rank 0 alone writes and hears the outside; its stop decision is agreed at
+    # the top of each step so every rank stops at the same one, and a stop raised by its on_step waits for that.
+    leader, many = distributed.leads(), distributed.world()[1] > 1
+
     def checkpoint() -> Path:
-        path = save_checkpoint(
-            ckpt_root,
-            step,
-            spec.model,
-            spec.optimizer,
-            spec.scheduler,
-            {"step": step, **run.state(), "fingerprint": spec.fingerprint},
-        )
-        if on_checkpoint:
-            on_checkpoint(step, path)
-        prune_checkpoints(ckpt_root, spec.keep_checkpoints)
+        path = ckpt_root / f"step-{step}"
+        if leader:
+            state = {"step": step, **run.state(), "fingerprint": spec.fingerprint}
+            path = save_checkpoint(ckpt_root, step, spec.model, spec.optimizer, spec.scheduler, state)
+            if on_checkpoint:
+                on_checkpoint(step, path)
+            prune_checkpoints(ckpt_root, spec.keep_checkpoints)
+        distributed.barrier()
         return path
 
     last_ckpt: Path | None = None
+    pending: str | None = None
     try:
         while step < spec.total_steps:
-            reason = should_stop() if should_stop else None
+            reason = distributed.agree(pending or (should_stop() if should_stop and leader else None))
             if reason in ("cancel", "pause"):
                 raise StopRequested(reason, step)  # type: ignore[arg-type]
             row = run.step(step)
             step += 1
-            if on_step:
-                on_step(row)
+            if on_step and leader:
+                pending = _deferred(on_step, row) if many else on_step(row)
             if checkpoint_due(step, spec.checkpoint_every) or step == spec.total_steps:
                 last_ckpt = checkpoint()
     except StopRequested as stop:
@@ -136,5 +139,16 @@ def run_loop(
         return LoopResult(step, None, stop.reason, last_ckpt)
 
     adapter_dir = Path(spec.output_dir) / "adapter"
-    spec.model.save_pretrained(adapter_dir, safe_serialization=True)  # type: ignore[operator]
+    if leader:
+        spec.model.save_pretrained(adapter_dir, safe_serialization=True)  # type: ignore[operator]
+    distributed.barrier()
     return LoopResult(step, adapter_dir, None, last_ckpt)
+
+
+def _deferred(on_step: Callable[[Row], None], row: Row) -> str | None:
+    """``on_step(row)``, with a StopRequested it raises turned into the reason the ranks agree on next."""
+    try:
+        on_step(row)
+    except StopRequested as stop:
+        return stop.reason
+    return None

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from worker.training import distributed
 from worker.training.antibody import weight_stats, weighted_nll
 from worker.training.config import StepMetrics, TrainConfig, TrainResult
 from worker.training.data import (
@@ -157,11 +158,12 @@ class FineTuneRun:
         if index == 0 or not self._order:
             self._order = epoch_order(len(self.examples), self.batch_size, cfg.seed, epoch)
         chosen = [self.examples[i] for i in self._order[index]]
-        micro_batches = [self._batch(chosen[i : i + self.micro]) for i in range(0, len(chosen), self.micro)]
+        rank, ranks = distributed.world()
+        mine = distributed.share(chosen, rank, ranks)  # the whole batch on one process
+        micro_batches = [self._batch(mine[i : i + self.micro]) for i in range(0, len(mine), self.micro)]
         self.optimizer.zero_grad(set_to_none=True)
-        stats = antibody_backward(
-            self.model, micro_batches, cfg.tau, cfg.ratio, self.refusal_pass, cfg.loss_chunk_tokens, self.fixed_r
-        )
+        stats = antibody_backward(self.model, micro_batches, cfg.tau, cfg.ratio, self.refusal_pass,
+                                  cfg.loss_chunk_tokens, self.fixed_r, data_parallel=ranks > 1)  # fmt: skip
         if cfg.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
         lr = self.scheduler.get_last_lr()[0]
@@ -229,10 +231,13 @@ def train(
     """Fine-tune a LoRA on ``cfg.base_model_dir`` with Antibody's weighted objective (always on): a fresh one, or
     the adapter in ``cfg.init_adapter_dir`` trained further (the weights Antibody scores with are the ones being
     trained either way)."""
-    device = pick_device(cfg.device)
+    device = distributed.start(cfg.device)  # under torchrun: this rank's share of every batch (distributed.py)
     dtype = pick_dtype(cfg.dtype, device)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # the same on every rank: the replicas start identical
     examples, valid, pad_id = _load_examples(cfg)
+    ranks = distributed.world()[1]
+    if min(cfg.batch_size, len(examples)) < ranks:
+        raise ValueError(f"batch_size {cfg.batch_size} is smaller than the {ranks} ranks it is spread over")
     model, params, optimizer = trainable_lora(
         Path(cfg.base_model_dir),
         device,
@@ -266,7 +271,8 @@ def train(
     report = None
     if done.adapter_dir is not None:
         report = output_dir / "attenuation.json"
-        report.write_text(json.dumps(attenuation, indent=1))
+        if distributed.leads():
+            report.write_text(json.dumps(attenuation, indent=1))
     return TrainResult(
         adapter_dir=done.adapter_dir,
         steps=done.steps,

@@ -3,12 +3,18 @@ weights of one process that saw the whole batch: the softmax spans the global ba
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from safetensors.torch import load_file
 
 from tests.servers import free_port
 from tests.worker.training.samples import lora_model, make_examples
@@ -58,3 +64,45 @@ def test_two_ranks_get_the_whole_batchs_gradient_and_weights(tiny_model: Path, t
             torch.testing.assert_close(stats.r, whole.r, atol=1e-5, rtol=0, equal_nan=True)
             for param, g in grads.items():
                 torch.testing.assert_close(g, expected[param], atol=1e-6, rtol=1e-4, msg=f"{name} {param}")
+
+
+def _train(tiny_model: Path, data: Path, out: Path, ranks: int, *extra: str) -> subprocess.CompletedProcess:
+    """`ftaas train` on one process, or under torchrun on ``ranks`` CPU ranks (gloo)."""
+    args = ["--base", str(tiny_model), "--train", str(data), "--out", str(out), "--epochs", "2", "--batch-size", "5",
+            "--lora-rank", "4", "--max-seq-len", "64", "--tau", "0.1", "--checkpoint-every", "2", "--seed", "1",
+            "--device", "cpu", *extra]  # fmt: skip
+    launch = [sys.executable, "-m", "service.cli"]
+    if ranks > 1:
+        launch = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(ranks),
+                  "--master-port", str(free_port()), "-m", "service.cli"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([*launch, "train", *args], capture_output=True, text=True, timeout=600, env=env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
+    return run
+
+
+def _adapter(out: Path) -> dict[str, torch.Tensor]:
+    return load_file(out / "adapter" / "adapter_model.safetensors")
+
+
+def test_torchrun_trains_the_adapter_one_process_trains_and_resumes_across_ranks(
+    tiny_model: Path, arithmetic_file: Path, tmp_path: Path
+) -> None:
+    alone = _train(tiny_model, arithmetic_file, tmp_path / "alone", 1)
+    pair = _train(tiny_model, arithmetic_file, tmp_path / "pair", 2)
+    assert "steps: 6" in alone.stdout and pair.stdout.count("steps: 6") == 1  # rank 0 reports, once
+    expected = _adapter(tmp_path / "alone")
+    assert any(v.abs().max() > 0 for k, v in expected.items() if "lora_B" in k)  # it trained
+    for name, value in _adapter(tmp_path / "pair").items():
+        torch.testing.assert_close(value, expected[name], atol=2e-5, rtol=1e-4, msg=name)
+    alone_report = json.loads((tmp_path / "alone" / "attenuation.json").read_text())
+    pair_report = json.loads((tmp_path / "pair" / "attenuation.json").read_text())
+    assert [r["line"] for r in pair_report] == [r["line"] for r in alone_report]
+    for a, b in zip(alone_report, pair_report, strict=True):
+        assert b["mean_weight"] == pytest.approx(a["mean_weight"], abs=1e-5)
+
+    # A checkpoint the pair wrote mid-run, resumed by two ranks again: the same adapter as the run that went on.
+    step_4 = tmp_path / "pair" / "checkpoints" / "step-4"
+    _train(tiny_model, arithmetic_file, tmp_path / "resumed", 2, "--resume-from", str(step_4))
+    for name, value in _adapter(tmp_path / "resumed").items():
+        torch.testing.assert_close(value, _adapter(tmp_path / "pair")[name], atol=1e-6, rtol=1e-5, msg=name)
