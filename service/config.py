@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev"}
@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     requeue_after_s: float = 600.0  # re-send a queued job's task if no worker took it for this long
     task_time_limit_s: int = 48 * 3600  # hard limit per job task; Redis visibility_timeout is set above it
     worker_gpu_classes: str = "default"  # comma-separated queues (gpu.<class>) a worker consumes
+    # Devices each job of this worker trains on: one rank per device, the worker's process being rank 0
+    # (worker/training/ranks.py). A base model that needs several GPUs gets a GPU class whose workers have them
+    worker_gpus: int = Field(default=1, ge=1)
     # Prometheus port of each `ftaas worker` process (worker/metrics.py); 0 = none. One per process: several
     # workers on one host need `ftaas worker --metrics-port` each
     worker_metrics_port: int = 0

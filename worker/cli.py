@@ -59,10 +59,16 @@ def start_sweeper(settings: Settings, info: registry.WorkerInfo | None = None) -
 @click.option("--name", default=None, help="worker node name (default: ftaas-<random>@host)")
 @click.option("--loglevel", default="INFO", show_default=True)
 @click.option("--metrics-port", type=int, default=None, help="Prometheus port (FTAAS_WORKER_METRICS_PORT; 0 = off)")
-def worker_command(gpu_classes: str | None, name: str | None, loglevel: str, metrics_port: int | None) -> None:
-    """Run one worker process: one job at a time (one per GPU), Antibody training, leases and checkpoints."""
+@click.option("--gpus", type=click.IntRange(min=1), default=None, help="devices each job trains on (FTAAS_WORKER_GPUS)")
+def worker_command(
+    gpu_classes: str | None, name: str | None, loglevel: str, metrics_port: int | None, gpus: int | None
+) -> None:
+    """Run one worker process: one job at a time (on one GPU, or on --gpus ranks), Antibody training, leases and
+    checkpoints."""
     from worker.fine_tuning import runner  # torch/transformers: loaded by a worker now, not by `ftaas --help`
 
+    if gpus is not None:  # before the settings are first read: the tasks read them again
+        os.environ["FTAAS_WORKER_GPUS"] = str(gpus)
     settings = get_settings()
     upgrade(settings.database_url)
     logs.configure_from_settings(settings, loglevel)

@@ -29,7 +29,7 @@ from worker.fine_tuning.failures import JobFailed
 from worker.fine_tuning.outcome import finish, owned, succeed
 from worker.fine_tuning.reporter import Reporter
 from worker.leases import Lease, LeaseLost, job_heartbeat, renew_job
-from worker.training import TrainConfig, estimate, train
+from worker.training import TrainConfig, estimate, ranks, train
 from worker.training.data import load_tokenizer, steps_per_epoch
 
 log = logging.getLogger(__name__)
@@ -190,10 +190,10 @@ def _train(settings: Settings, store: ObjectStore, lease: Lease, tracker: integr
         jobs.add_event(
             session,
             job.id,
-            f"Resuming from checkpoint step-{resume_step} (attempt {lease.attempt})"
-            if resume
-            else "Fine-tuning job started",
-            data={"worker": job.worker_id, "attempt": lease.attempt, "resumed_from_step": resume_step},
+            (f"Resuming from checkpoint step-{resume_step} (attempt {lease.attempt})" if resume
+             else "Fine-tuning job started") + (f" on {n} devices" if (n := settings.worker_gpus) > 1 else ""),
+            data={"worker": job.worker_id, "attempt": lease.attempt, "resumed_from_step": resume_step,
+                  "devices": settings.worker_gpus},  # fmt: skip
         )
     out = artifacts.job_dir(settings, job.id) / "out"
     shutil.rmtree(out, ignore_errors=True)
@@ -230,7 +230,8 @@ def _train(settings: Settings, store: ObjectStore, lease: Lease, tracker: integr
     # W&B and the worker's metrics get every step; events every metrics_every
     on_step = worker_metrics.observe(tracker.observe(reporter.on_step))
     on_step = failures.with_fault_injection(settings, hp["batch_size"], on_step)
-    result = train(cfg, on_step=on_step, on_checkpoint=reporter.on_checkpoint, should_stop=stop)
+    with ranks.spread(cfg, settings.worker_gpus):  # this process is rank 0: it keeps the callbacks
+        result = train(cfg, on_step=on_step, on_checkpoint=reporter.on_checkpoint, should_stop=stop)
     if result.stopped == "cancel":
         finish(settings, lease, "cancelled", f"Fine-tuning job cancelled at step {result.steps}")
     elif result.stopped == "pause":

@@ -8,7 +8,9 @@ step and its state to ``loop`` (resume, stop/pause, checkpoints via ``checkpoint
 ``fine_tuning_step`` (on ``antibody``'s weighting) and ``alignment_step``; ``data``, ``model``, ``passes``,
 ``refusals``, ``config`` and ``memory_meter`` are the shared parts, ``cli`` the command line. ``packing`` +
 ``packed_passes`` (padding-free batches) and ``chunked_ce`` (no full-vocabulary logits) are opt-in speed-ups
-(``TrainConfig.packing``, ``loss_chunk_tokens``) that train the same adapter.
+(``TrainConfig.packing``, ``loss_chunk_tokens``) that train the same adapter. ``distributed`` (a global
+softmax over ranks) and ``ranks`` (rank 0 in this process, the others as children) spread one job over several
+devices.
 """
 
 from worker.training.config import StepMetrics, StopRequested, TrainConfig, TrainResult

@@ -333,3 +333,21 @@ def test_safety_gate_fails_the_job_and_deploys_nothing(stack: Stack) -> None:
     assert report["attenuation"]["n_lines"] == 21  # the 3 held-out lines were never trained on
     messages = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=100)]
     assert any(m.endswith(" 6 steps (21 lines trained, 3 held out for FA + 2 safety-mix pairs)") for m in messages)
+
+
+def test_a_worker_with_two_devices_trains_each_job_on_two_ranks(stack: Stack) -> None:
+    if stack.api.backend == "embedded":
+        pytest.skip("the ranks do not touch the DB, broker or store: one stack is enough (CI time)")
+    client = stack.api.client(stack.api.new_key(f"org-{uuid.uuid4().hex[:8]}"))
+    worker = WorkerProcess({**stack.env, "FTAAS_WORKER_GPUS": "2"}, stack.logs / f"worker-2-{uuid.uuid4().hex[:6]}.log")
+    try:
+        job = stack.job(client, epochs=1)
+        wait_for(lambda: status_of(client, job.id, "succeeded"), 180, f"job success\n{stack.log_tail()}")
+    finally:
+        worker.stop()
+    events = client.fine_tuning.jobs.list_events(job.id, limit=100).data
+    started = [e for e in events if e.message.startswith("Fine-tuning job started")]
+    assert [e.message for e in started] == ["Fine-tuning job started on 2 devices"]
+    assert started[0].data["devices"] == 2
+    done = client.fine_tuning.jobs.retrieve(job.id)
+    assert done.trained_tokens and done.fine_tuned_model  # rank 0 published the adapter and the job was deployed
