@@ -2,17 +2,18 @@
 pagination at 1k vs 100k jobs. Prints JSON.
 
     python bench/api_load.py [--clients 50] [--requests 6000] [--duration 120] [--jobs 100000]
-                             [--also-running "bench/safety.py"] [--save]
+                             [--server-workers 1] [--also-running "bench/safety.py"] [--save]
 
 Starts a private PostgreSQL, Redis and S3 (moto) with tests/servers.py, migrates, registers the tiny test model
-as base `tiny-aligned`, uploads a training file per org and starts `ftaas serve` (one uvicorn process) against them on
+as base `tiny-aligned`, uploads a training file per org and starts `ftaas serve --workers N` against them on
 loopback. Each client is an asyncio task on one shared httpx.AsyncClient that cycles create → list → events
 (events of a job it created) until `--requests` requests in all or `--duration` seconds, whichever comes first.
 No worker runs: created jobs stay queued and their messages wait in Redis, which is what the API sees in front of
 a busy GPU fleet. Pagination: jobs are inserted in bulk through the ORM for one org, then `GET
 /v1/fine_tuning/jobs?limit=20` is timed for the first page and for a deep page (`after=` a job within 100 of the
 oldest end); O(limit) pagination keeps the two, and the 1k and 100k figures, close.
-`--also-running` only records what else loaded the machine, since these are wall-clock figures.
+`--also-running` only records what else loaded the machine, since these are wall-clock figures; `load.cpu` says
+where the CPU went (bench/cpu_split.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -35,6 +35,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.cpu_split import cpu_split, machine, per_request  # noqa: E402
 from service.auth import repository as auth_repository  # noqa: E402
 from service.auth.service import create_key  # noqa: E402
 from service.base_models import service as base_models  # noqa: E402
@@ -232,49 +233,6 @@ def pagination(settings: Settings, base_url: str, sizes: list[int], training_fil
     return out
 
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def group_cpu_s(pgid: int) -> float:
-    """CPU seconds (user + system) of the live processes in process group ``pgid`` (`ftaas serve` and its uvicorn
-    workers: tests/live.py starts it in a session of its own)."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # exited meanwhile
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / TICK
-
-
-def machine_busy_s() -> float:
-    """CPU seconds the whole machine spent busy (every core; /proc/stat minus idle and iowait)."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(values) - values[3] - values[4]) / TICK
-
-
-def cpu_split(server_pgid: int, run: Any) -> tuple[Any, dict[str, float]]:
-    """Run ``run()`` and say where the machine's CPU went: the server, this load generator, everything else
-    (PostgreSQL, Redis, moto, other work)."""
-    before = (group_cpu_s(server_pgid), sum(os.times()[:2]), machine_busy_s())
-    out = run()
-    after = (group_cpu_s(server_pgid), sum(os.times()[:2]), machine_busy_s())
-    server, client, busy = (round(b - a, 1) for a, b in zip(before, after, strict=True))
-    return out, {"server_s": server, "load_generator_s": client, "rest_s": round(busy - server - client, 1)}
-
-
-def machine(also_running: str | None) -> dict[str, Any]:
-    return {
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "loadavg_before": [round(x, 2) for x in os.getloadavg()],
-        "also_running": also_running,
-    }
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clients", type=int, default=50)
@@ -309,19 +267,12 @@ def main() -> None:
                     ).json()["id"]
                     for k in keys
                 ]
-                (load, elapsed), cpu = cpu_split(
-                    server.proc.pid,
-                    lambda: asyncio.run(
-                        run_load(server.base_url, keys, training, args.clients, args.requests, args.duration)
-                    ),
+                go = lambda: asyncio.run(  # noqa: E731
+                    run_load(server.base_url, keys, training, args.clients, args.requests, args.duration)
                 )
+                (load, elapsed), cpu = cpu_split(server.proc.pid, go)
                 result["load"] = summary(load, elapsed)
-                done = result["load"]["requests"]
-                result["load"]["cpu"] = {
-                    **cpu,
-                    "server_ms_per_request": round(1000 * cpu["server_s"] / done, 2),
-                    "machine_ms_per_request": round(1000 * sum(cpu.values()) / done, 2),
-                }
+                result["load"]["cpu"] = per_request(cpu, result["load"]["requests"])
                 sizes = sorted({min(1000, args.jobs), args.jobs})
                 result["pagination"] = pagination(settings, server.base_url, sizes, training[0])
             finally:

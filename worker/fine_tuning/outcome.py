@@ -22,7 +22,7 @@ from service.storage import ObjectStore
 from service.webhooks.delivery import notify_job_outcome
 from worker import artifacts
 from worker.fine_tuning.evaluation import JobEvalInputs, evaluate_job, safety_verdict
-from worker.leases import Lease, LeaseLost
+from worker.leases import Lease, LeaseLost, renew_job
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,7 @@ def succeed(
 ) -> None:
     """Publish the adapter, evaluate it, and either deploy it (succeeded) or stop it at the safety gate."""
     assert result.adapter_dir is not None
-    with owned(settings, lease):  # an attempt whose lease lapsed must not overwrite the adapter a newer one deployed
-        pass
+    renew_job(settings, lease)  # LeaseLost: a newer attempt may have deployed this adapter; don't overwrite it
     prefix = artifacts.upload_outputs(store, job.id, result.adapter_dir, None)
     store.put_bytes(f"jobs/{job.id}/attenuation.json", json.dumps(result.attenuation).encode())
     with owned(settings, lease) as session:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -62,11 +63,18 @@ def gather(values: list) -> list:  # type: ignore[type-arg]
 # --- one job on several ranks (torchrun sets RANK, WORLD_SIZE and LOCAL_RANK) -----------------------------------
 
 
+TIMEOUT = timedelta(minutes=10)  # a collective waiting longer than this means a rank is gone: fail, not hang
+
+
+def backend(device: str | None) -> str:
+    return "nccl" if torch.cuda.is_available() and device != "cpu" else "gloo"
+
+
 def start(device: str | None) -> torch.device:
     """Join the job's process group when launched by torchrun (NCCL on GPUs, gloo on CPU) and return this
     rank's device (``cuda:LOCAL_RANK`` unless ``device`` names one); a plain process runs alone."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() and device != "cpu" else "gloo")
+        dist.init_process_group(backend(device), timeout=TIMEOUT)
     if device:
         return torch.device(device)
     if not torch.cuda.is_available():

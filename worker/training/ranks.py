@@ -20,16 +20,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, fields
-from datetime import timedelta
 from pathlib import Path
 
-import torch
 import torch.distributed as dist
 
 from worker.training.config import TrainConfig
+from worker.training.distributed import TIMEOUT, backend
 
 PATH_FIELDS = {f.name for f in fields(TrainConfig) if "Path" in str(f.type)}
-TIMEOUT = timedelta(minutes=10)  # a collective waiting longer than this means a rank is gone: fail, not hang
 
 
 def _free_port() -> int:
@@ -70,7 +68,7 @@ def spread(cfg: TrainConfig, n: int) -> Iterator[None]:
     ]
     try:
         dist.init_process_group(
-            backend(cfg), init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=n, timeout=TIMEOUT
+            backend(cfg.device), init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=n, timeout=TIMEOUT
         )
         yield
         for child in children:
@@ -85,20 +83,15 @@ def spread(cfg: TrainConfig, n: int) -> Iterator[None]:
             dist.destroy_process_group()
 
 
-def backend(cfg: TrainConfig) -> str:
-    return "nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo"
-
-
 def _rank_main(config: Path) -> None:
     from worker.training.trainer import train
 
     ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with rank 0's process
-    cfg = load(config)
-    dist.init_process_group(backend(cfg), timeout=TIMEOUT)
     try:
-        train(cfg)
+        train(load(config))  # joins the group from the environment spread() set (distributed.start)
     finally:
-        dist.destroy_process_group()
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 if __name__ == "__main__":

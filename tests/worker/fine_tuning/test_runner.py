@@ -336,8 +336,6 @@ def test_safety_gate_fails_the_job_and_deploys_nothing(stack: Stack) -> None:
 
 
 def test_a_worker_with_two_devices_trains_each_job_on_two_ranks(stack: Stack) -> None:
-    if stack.api.backend == "embedded":
-        pytest.skip("the ranks do not touch the DB, broker or store: one stack is enough (CI time)")
     client = stack.api.client(stack.api.new_key(f"org-{uuid.uuid4().hex[:8]}"))
     worker = WorkerProcess({**stack.env, "FTAAS_WORKER_GPUS": "2"}, stack.logs / f"worker-2-{uuid.uuid4().hex[:6]}.log")
     try:
