@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from worker.training import distributed
+import worker.training.distributed as distributed
 from worker.training.config import StepMetrics, TrainConfig
 from worker.training.trainer import train
 

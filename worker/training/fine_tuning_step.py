@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from worker.training import distributed
+import worker.training.distributed as distributed
 from worker.training.antibody import antibody_ratio, antibody_weights, weighted_nll
 from worker.training.config import Ratio
 from worker.training.data import Batch

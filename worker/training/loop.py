@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 import torch
 from torch import nn
 
-from worker.training import distributed
+import worker.training.distributed as distributed
 from worker.training.checkpoint import load_checkpoint, prune_checkpoints, save_checkpoint
 from worker.training.config import StopReason, StopRequested
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from worker.training import distributed
+import worker.training.distributed as distributed
 from worker.training.antibody import weight_stats, weighted_nll
 from worker.training.config import StepMetrics, TrainConfig, TrainResult
 from worker.training.data import (
