@@ -10,10 +10,11 @@ Bases (built once per spec and cached under ``--bases-dir``; ``--demo-base`` reu
 Customer file: ``n`` lines of reasoning-gym arithmetic with a share p of PyRIT harmful pairs from the attack split
 (``finetune_safety_smollm2.training_file``). Methods: ``sft`` (uniform weights) and ``antibody`` (τ = 1), same
 budget and seed. Cells (``cells``): Table 3 on ``demo`` for p in ``ps``; the ablation at p = 0.2 (SFT on
-refusal-sft, + flatness alignment, + weighted fine-tuning, + refusal loss = antibody on demo); p = 0.2 on
-``antibody-deep``. Every cell is judged by the primary judge and the keyword judge on the same answers.
+refusal-sft, + flatness alignment, + weighted fine-tuning, + refusal loss = antibody on demo); with ``--deep``,
+p = 0.2 on ``antibody-deep`` too. Every cell is judged by the primary judge and the keyword judge on the same answers.
 
     python bench/safety.py --save                # the default configuration (≤ 90 min of cells on 2 cores)
+    python bench/safety.py --deep --save         # and p = 0.2 on antibody-deep (its base alone: ~40 min)
     python bench/safety.py --quick --save        # the same code path in ≤ 10 min
     python bench/safety.py --levers --save       # issue 16's variants and the safety mix (safety_levers.py)
     python bench/safety.py --attacks --save      # issue 16's adaptive attacks (safety_attacks.py)
@@ -258,6 +259,7 @@ def main() -> None:
         action="store_false",
         help="judge with the primary only (keyword is always beside a learned primary)",
     )
+    parser.add_argument("--deep", action="store_true", help="also p = 0.2 on the antibody-deep base")
     parser.add_argument("--also-running", default="nothing else", help="what else used the machine (recorded)")
     parser.add_argument(
         "--cached-only",

@@ -31,7 +31,7 @@ def plan_for(args: argparse.Namespace, cfg: Config) -> list[tuple]:
         ps = tuple(getattr(args, "attack_p", None) or ATTACK_PS)
         return attack_cells(cfg.seeds, ps, getattr(args, "attack_base", None) or "demo")
     plans = {"levers": lever_cells, "gate": gate_cells}
-    return plans[variant(args)](cfg.seeds) if variant(args) else cells(cfg)
+    return plans[variant(args)](cfg.seeds) if variant(args) else cells(cfg, getattr(args, "deep", False))
 
 
 def stem(args: argparse.Namespace, cfg: Config) -> str:

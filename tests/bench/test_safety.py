@@ -38,13 +38,13 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> dict:
     args = argparse.Namespace(
         source=str(tiny_model_dir(tmp / "tiny")), demo_base=None, bases_dir=tmp / "bases", home=tmp / "home",
         judge="keyword", second_judge=False, also_running="the test suite", cached_only=False, levers=False,
-        attacks=False, gate=False,
+        attacks=False, gate=False, deep=True,
     )
     return safety.run(TINY, args) | {"_tmp": tmp}
 
 
 def test_every_planned_cell_runs_once_and_main_cells_have_every_seed(result: dict) -> None:
-    planned = safety_config.cells(dataclasses.replace(safety.QUICK, seeds=2))
+    planned = safety_config.cells(dataclasses.replace(safety.QUICK, seeds=2), deep=True)
     assert sorted((r["base"], r["method"], r["p"], r["seed"]) for r in result["cells"]) == sorted(planned)
     by_cell = {(c["base"], c["method"], c["p"]): c for c in result["summary"]["cells"]}
     assert by_cell[("demo", "antibody", 0.2)]["n_seeds"] == 2
@@ -55,6 +55,12 @@ def test_every_planned_cell_runs_once_and_main_cells_have_every_seed(result: dic
         # The weights are Antibody's: uniform SFT gives every line relative weight 1.
         if row["method"] == "sft" and row["p"] > 0:
             assert row["mean_relative_weight_harmful"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_the_deep_base_is_opt_in() -> None:
+    # Building antibody-deep alone takes ~40 min on 2 cores: the default run must not need it.
+    assert {b for b, *_ in safety_config.cells(safety.QUICK)} == {"demo", "refusal-sft", "flatness"}
+    assert "antibody-deep" in {b for b, *_ in safety_config.cells(safety.QUICK, deep=True)}
 
 
 def test_summary_has_the_issue_shape_and_statistics(result: dict) -> None:
@@ -95,7 +101,7 @@ def test_a_rerun_reads_finished_cells_and_judges_their_answers_afresh(
     args = argparse.Namespace(
         source=str(tmp / "tiny"), demo_base=None, bases_dir=tmp / "bases", home=tmp / "home",
         judge="all", second_judge=False, also_running="the test suite", cached_only=True, levers=False,
-        attacks=False, gate=False,
+        attacks=False, gate=False, deep=True,
     )
     dropped = ("demo", "sft", 0.2, 1)
     [demo] = (tmp / "bases").glob("demo-*/merged")
