@@ -126,7 +126,7 @@ def main() -> None:
     runs = {}
     with tempfile.TemporaryDirectory(prefix="align-bench-") as tmp:
         settings = Settings(home=tmp)
-        before = None
+        before, retain = None, None  # the source model's, shared by the modes
         last = [0.0]  # when progress was last logged
         source = str(assets.smollm2_dir()) if args.source == "smollm2" else args.source
         for mode in args.modes.split(","):
@@ -149,9 +149,10 @@ def main() -> None:
                     last[0] = time.perf_counter()
                     log(f"{mode}: {phase} {done}/{total}")
 
-            merged = align_model(settings, spec, Path(tmp) / mode, progress, before=before)
+            merged = align_model(settings, spec, Path(tmp) / mode, progress, before=before, retain=retain)
             manifest = json.loads((merged / "alignment_manifest.json").read_text())
             before = manifest["before"]
+            retain = [json.loads(line) for line in (Path(tmp) / mode / "data" / "retain.jsonl").open()]
             log(f"{mode}: HS {before['hs']:.0f}% → {manifest['after']['hs']:.0f}%")
             if args.keep:
                 import shutil

@@ -14,6 +14,8 @@ from finetune_safety_smollm2 import log
 from service.config import Settings
 from worker.alignment.runner import AlignmentSpec, align_model
 
+# The spec fields a base's mode sets; the rest (source, data, evaluation) is shared by every base.
+MODE_FIELDS = ("name", "mode", "lambda_refusal", "max_steps")
 BASE_SPECS = {
     "demo": {"mode": "antibody"},
     "antibody-deep": {"mode": "antibody", "deep": True},
@@ -37,17 +39,35 @@ def base_spec(name: str, cfg: Any, source: str) -> AlignmentSpec:  # cfg: safety
     )
 
 
+def _key(fields: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _source_inputs(spec: AlignmentSpec, bases_dir: Path) -> Path:
+    """Where the source model's self-distilled retain records and its ``before`` evaluation are kept. Neither
+    depends on the mode, λ or the step budget, so the bases share them (~5 min each on 2 cores)."""
+    fields = dataclasses.asdict(spec)
+    for mode_only in MODE_FIELDS:
+        fields.pop(mode_only)
+    return bases_dir / f"source-{_key(fields)}.json"
+
+
 def build_base(name: str, cfg: Any, source: str, bases_dir: Path, settings: Settings) -> tuple[Path, dict]:
     """The aligned base for ``name``, built once per (spec, source) and reused by later runs."""
     spec = base_spec(name, cfg, source)
-    key = hashlib.sha256(json.dumps(dataclasses.asdict(spec), sort_keys=True, default=str).encode()).hexdigest()
-    merged = bases_dir / f"{name}-{key[:12]}" / "merged"
+    merged = bases_dir / f"{name}-{_key(dataclasses.asdict(spec))}" / "merged"
     built_s = 0.0
     if not (merged / "alignment_manifest.json").exists():
         log(f"building base {name}: {spec.mode}, {spec.max_steps} steps of batch {spec.batch_size}")
+        shared = _source_inputs(spec, bases_dir)
+        inputs = json.loads(shared.read_text()) if shared.exists() else {}
         t0 = time.perf_counter()
-        align_model(settings, spec, merged.parent)
+        align_model(settings, spec, merged.parent, before=inputs.get("before"), retain=inputs.get("retain"))
         built_s = round(time.perf_counter() - t0, 1)
+        if not inputs:
+            retain = (merged.parent / "data" / "retain.jsonl").read_text().splitlines()
+            before = json.loads((merged / "alignment_manifest.json").read_text())["before"]
+            shared.write_text(json.dumps({"before": before, "retain": [json.loads(line) for line in retain]}))
     manifest = json.loads((merged / "alignment_manifest.json").read_text())
     return merged, {
         "spec": manifest["spec"],

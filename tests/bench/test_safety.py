@@ -28,7 +28,7 @@ import safety_variants  # noqa: E402
 
 TINY = dataclasses.replace(
     safety.QUICK, name="tiny", n=16, batch=4, eval_harmful=4, eval_fa=4, max_new_tokens=4, seeds=2,
-    align_steps=2, align_batch=2, align_eval_harmful=2, align_eval_benign=2,
+    align_steps=2, align_batch=2, align_eval_harmful=2, align_eval_benign=2, retain_everyday=True,
 )
 
 
@@ -75,10 +75,24 @@ def test_summary_has_the_issue_shape_and_statistics(result: dict) -> None:
 
 
 def test_bases_are_built_once_and_reused(result: dict, tmp_path: Path) -> None:
-    cfg = dataclasses.replace(safety.QUICK, align_steps=2, align_batch=2, align_eval_harmful=2, align_eval_benign=2)
     tmp = result["_tmp"]
-    path, info = safety_bases.build_base("flatness", cfg, str(tmp / "tiny"), tmp / "bases", Settings(home=tmp / "h"))
+    path, info = safety_bases.build_base("flatness", TINY, str(tmp / "tiny"), tmp / "bases", Settings(home=tmp / "h"))
     assert info["built_s_this_run"] == 0.0 and info["spec"]["lambda_refusal"] == 0.0 and path.exists()
+
+
+def test_the_bases_share_the_source_models_self_distillation_and_before_evaluation(result: dict) -> None:
+    bases = result["_tmp"] / "bases"
+    [shared] = bases.glob("source-*.json")
+    built = {d.name.rsplit("-", 1)[0]: d for d in bases.iterdir() if (d / "merged").is_dir()}
+    assert set(built) == set(safety_bases.BASE_SPECS)
+    manifests = {n: json.loads((d / "merged" / "alignment_manifest.json").read_text()) for n, d in built.items()}
+    # only the first base built ran the source model; the others trained on its records and reused its HS
+    assert sorted(n for n, m in manifests.items() if "distill" in m["seconds"]) == ["demo"]
+    assert sorted(n for n, m in manifests.items() if "eval_before" in m["seconds"]) == ["demo"]
+    assert len({json.dumps(m["before"], sort_keys=True) for m in manifests.values()}) == 1
+    retains = {(d / "data" / "retain.jsonl").read_text() for d in built.values()}
+    assert len(retains) == 1 and retains.pop().count("\n") == len(json.loads(shared.read_text())["retain"]) > 0
+    assert len({m["data_sha256"]["align"] for m in manifests.values()}) == 1
 
 
 def test_plots_are_written(result: dict, tmp_path: Path) -> None:

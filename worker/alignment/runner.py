@@ -76,6 +76,16 @@ def distill_retain(
     return records
 
 
+def _self_distilled(src: Path, spec: AlignmentSpec, note: Progress, seconds: dict[str, float]) -> list[dict[str, Any]]:
+    if not spec.retain_everyday:
+        return []
+    phase = "answering the retain instructions with the source model"
+    instructions = RETAIN_INSTRUCTIONS + RETAIN_IMPERATIVE
+    note(phase, 0, len(instructions))
+    with _timed(seconds, "distill"):
+        return distill_retain(src, instructions, spec.retain_max_new_tokens, within(note, phase))
+
+
 def safety_eval(model_dir: Path, splits: Any, spec: AlignmentSpec, progress: Steps | None = None) -> dict[str, Any]:
     """Keyword-judge HS on held-out harmful prompts and the refusal rate on benign prompts (greedy);
     ``progress(done, total)`` counts the prompts of both."""
@@ -109,21 +119,18 @@ def align_model(
     work: Path,
     progress: Progress | None = None,
     before: dict[str, Any] | None = None,
+    retain: list[dict[str, Any]] | None = None,
 ) -> Path:
     """Run the alignment stage and merge; returns the local pre-aligned model folder with its manifest.
-    ``before`` reuses an earlier ``safety_eval`` of the same source and spec (benches comparing modes)."""
+    Benches comparing modes on one source pass what does not depend on the mode: ``before``, an earlier
+    ``safety_eval``, and ``retain``, an earlier run's self-distilled records (its ``data/retain.jsonl``)."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     src = source_dir(spec, settings)
     note = progress or (lambda *_: None)
     seconds: dict[str, float] = {}
-    retain = []
-    if spec.retain_everyday:
-        phase = "answering the retain instructions with the source model"  # self-distillation
-        instructions = RETAIN_INSTRUCTIONS + RETAIN_IMPERATIVE
-        note(phase, 0, len(instructions))
-        with _timed(seconds, "distill"):
-            retain = distill_retain(src, instructions, spec.retain_max_new_tokens, within(note, phase))
+    if retain is None:
+        retain = _self_distilled(src, spec, note, seconds)
     splits = builtin_splits(
         seed=spec.seed,
         max_align=spec.max_align,
@@ -132,6 +139,7 @@ def align_model(
         donotanswer=spec.donotanswer,
     )
     files = splits.write(work / "data")
+    assets.write_jsonl(work / "data" / "retain.jsonl", retain)
     if before is None:
         note("evaluating the source model", 0, 1)
         with _timed(seconds, "eval_before"):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from service.config import Settings
 from worker.alignment.runner import AlignmentSpec, _trim, align_model
+from worker.datasets import assets
 
 
 def test_trim_cuts_an_unfinished_answer_back_to_its_last_sentence() -> None:
@@ -36,12 +37,16 @@ def test_align_model_writes_a_manifest_with_counts_hashes_and_timings(tiny_model
     assert (merged / "model.safetensors").exists() and (merged / "tokenizer.json").exists()
 
 
-def test_align_model_reuses_a_given_before_evaluation(tiny_model: Path, tmp_path: Path) -> None:
+def test_align_model_reuses_a_given_before_evaluation_and_retain_records(tiny_model: Path, tmp_path: Path) -> None:
     settings = Settings(home=str(tmp_path / "home"))
     before = {"hs": 87.5, "benign_refusal_rate": 0.0, "marker": "given"}
-    spec = _spec(source=str(tiny_model), mode="sft", retain_everyday=False)
-    merged = align_model(settings, spec, tmp_path / "run", before=before)
+    retain = [assets.chat_line("Name a colour.", "Blue.")]
+    spec = _spec(source=str(tiny_model), mode="sft")
+    merged = align_model(settings, spec, tmp_path / "run", before=before, retain=retain)
     manifest = json.loads((merged / "alignment_manifest.json").read_text())
-    assert manifest["before"] == before and "eval_before" not in manifest["seconds"]
-    assert manifest["stage"] == "refusal-sft" and "self-distilled" not in manifest["data_sources"]["align"]
+    assert manifest["before"] == before and not {"eval_before", "distill"} & set(manifest["seconds"])
+    trained = (tmp_path / "run" / "data" / "align.jsonl").read_text()
+    assert json.loads((tmp_path / "run" / "data" / "retain.jsonl").read_text()) == retain[0]
+    assert json.dumps(retain[0]) in trained and "1 self-distilled" in manifest["data_sources"]["align"]
+    assert manifest["stage"] == "refusal-sft"
     assert set(manifest["step_metrics"]) == {"step", "loss_align"}  # no λ_t nor cosines without the flatness step
