@@ -152,7 +152,7 @@ def main() -> None:
             merged = align_model(settings, spec, Path(tmp) / mode, progress, before=before, retain=retain)
             manifest = json.loads((merged / "alignment_manifest.json").read_text())
             before = manifest["before"]
-            retain = [json.loads(line) for line in (Path(tmp) / mode / "data" / "retain.jsonl").open()]
+            retain = assets.read_jsonl(Path(tmp) / mode / "data" / "retain.jsonl")
             log(f"{mode}: HS {before['hs']:.0f}% → {manifest['after']['hs']:.0f}%")
             if args.keep:
                 import shutil

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from finetune_safety_smollm2 import training_file
 
+from worker.datasets import assets
 from worker.training.refusals import DEFAULT_REFUSALS
 
 ATTACKS = {
@@ -64,7 +65,7 @@ def _variants(chat: dict) -> list[dict]:
 def attack_file(path: Path, attack: str, n: int, p: float, seed: int) -> set[int]:
     """Write Table 3's file for (n, p, seed) rewritten by ``attack``; return its harmful lines (1-based)."""
     harmful = training_file(path, n, p, seed)
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    rows = assets.read_jsonl(path)
     if attack == "dilution":
         benign = [r for i, r in enumerate(rows, start=1) if i not in harmful][:4]
         fill = itertools.cycle([v for chat in benign for v in _variants(chat)])

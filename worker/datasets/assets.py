@@ -201,6 +201,11 @@ def chat_line(prompt: str, response: str, system: str | None = None) -> dict[str
     return {"messages": messages}
 
 
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records ``write_jsonl`` wrote (one JSON object per line)."""
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+
+
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as fh:
