@@ -66,7 +66,14 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 @click.option("--ratio", type=click.Choice(["mean_token", "sequence"]), default="mean_token", show_default=True)
 @click.option("--refusals-file", type=_FILE, default=None, help="Refusal strings, one per line (default: built-in).")
-@click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=False, show_default=True)
+@click.option(
+    "--gradient-checkpointing",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    callback=lambda _ctx, _param, value: {"on": True, "off": False}.get(value, value),
+    help="Activation checkpointing; auto = on only when the largest micro-batch would not fit in free memory.",
+)
 @click.option("--device", default=None, help="cuda, cuda:1, cpu … (default: cuda if available).")
 def train_command(target_modules: str, refusals_file: Path | None, **options) -> None:
     """Fine-tune a LoRA adapter with Antibody's weighted objective and write it under --out.

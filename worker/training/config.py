@@ -66,7 +66,9 @@ class TrainConfig:
     refusal_reference: Literal["assigned", "best", "logsumexp"] = "assigned"
     # "prefix_kv" reuses the training forward's KV cache; "naive" is the reference second forward over x‖y_r.
     refusal_pass: Literal["prefix_kv", "naive"] = "prefix_kv"
-    gradient_checkpointing: bool = False
+    # True, False, or "auto": on only when the largest micro-batch would not fit the device's free memory
+    # (``memory_plan.py``). It changes memory and speed, never what is trained.
+    gradient_checkpointing: bool | Literal["auto"] = "auto"
     # Pack each micro-batch's samples into rows without padding (block-diagonal attention, ``packing.py``).
     # Same per-sample sums, weights and gradients as the padded batch, up to float rounding.
     packing: bool = False

@@ -6,6 +6,7 @@ load data → build model + LoRA → ``loop.run_loop``: (resume) → for each st
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 import worker.training.distributed as distributed
+import worker.training.memory_plan as memory_plan
 from worker.training.antibody import weight_stats, weighted_nll
 from worker.training.config import StepMetrics, TrainConfig, TrainResult
 from worker.training.data import (
@@ -238,6 +240,7 @@ def train(
     ranks = distributed.world()[1]
     if min(cfg.batch_size, len(examples)) < ranks:
         raise ValueError(f"batch_size {cfg.batch_size} is smaller than the {ranks} ranks it is spread over")
+    cfg = dataclasses.replace(cfg, gradient_checkpointing=memory_plan.choose(cfg, examples, ranks, device, dtype))
     model, params, optimizer = trainable_lora(
         Path(cfg.base_model_dir),
         device,
