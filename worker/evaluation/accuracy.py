@@ -30,7 +30,7 @@ from torch import nn
 from worker.evaluation.generation import generate
 from worker.evaluation.judges import normalise
 from worker.training.data import ChatEncoder, ChatExample, truncate
-from worker.training.trainer import evaluate
+from worker.training.validation import evaluate
 
 AnswerMode = Literal["exact", "number", "label"]
 MODES: tuple[str, ...] = ("exact", "number", "label")

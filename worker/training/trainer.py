@@ -38,8 +38,8 @@ from worker.training.frozen_ratio import frozen_ratios
 from worker.training.loop import LoopSpec, OnCheckpoint, ShouldStop, checkpoint_due, run_loop
 from worker.training.model import load_base_model, pick_device, pick_dtype, trainable_lora
 from worker.training.packing import PackedBatch, pack
-from worker.training.passes import response_pass
 from worker.training.refusals import resolve_refusals
+from worker.training.validation import evaluate
 
 OnStep = Callable[[StepMetrics], None]
 
@@ -63,20 +63,6 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_ste
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, examples: Sequence[ChatExample], batch_size: int, pad_id: int, device) -> dict:
-    """Unweighted token-mean loss and accuracy on held-out examples (OpenAI's valid_loss semantics)."""
-    was_training = model.training
-    model.eval()
-    nll = n = correct = 0.0
-    for i in range(0, len(examples), batch_size):
-        out = response_pass(model, collate(examples[i : i + batch_size], pad_id).to(device), keep_cache=False)
-        nll += out.nll_sum.sum().item()
-        n += out.n_tokens.sum().item()
-        correct += out.n_correct.sum().item()
-    model.train(was_training)
-    return {"valid_loss": nll / n if n else None, "valid_mean_token_accuracy": correct / n if n else None}
-
-
 def _fingerprint(cfg: TrainConfig) -> str:
     """What must not change between a run and its resume (same data, same batches, same objective, same
     starting adapter)."""
@@ -200,7 +186,15 @@ class FineTuneRun:
         every = self.cfg.eval_every
         eval_due = (step % every == 0) if every > 0 else checkpoint_due(step, self.cfg.checkpoint_every)
         if self.valid and (eval_due or step == self.total_steps):
-            scores = evaluate(self.model, self.valid, self.micro, self.pad_id, self.device)
+            scores = evaluate(
+                self.model,
+                self.valid,
+                self.micro,
+                self.pad_id,
+                self.device,
+                self.cfg.packing,
+                self.cfg.packing_row_tokens,
+            )
             row.valid_loss = scores["valid_loss"]
             row.valid_mean_token_accuracy = scores["valid_mean_token_accuracy"]
         return row

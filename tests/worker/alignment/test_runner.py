@@ -42,9 +42,10 @@ def test_align_model_reuses_a_given_before_evaluation_and_retain_records(tiny_mo
     before = {"hs": 87.5, "benign_refusal_rate": 0.0, "marker": "given"}
     retain = [assets.chat_line("Name a colour.", "Blue.")]
     spec = _spec(source=str(tiny_model), mode="sft")
-    merged = align_model(settings, spec, tmp_path / "run", before=before, retain=retain)
+    merged = align_model(settings, spec, tmp_path / "run", before=before, retain=retain, evaluate_after=False)
     manifest = json.loads((merged / "alignment_manifest.json").read_text())
-    assert manifest["before"] == before and not {"eval_before", "distill"} & set(manifest["seconds"])
+    assert manifest["before"] == before and not {"eval_before", "distill", "eval_after"} & set(manifest["seconds"])
+    assert manifest["after"] is None  # skipped: the caller evaluates the base its own way
     trained = (tmp_path / "run" / "data" / "align.jsonl").read_text()
     assert json.loads((tmp_path / "run" / "data" / "retain.jsonl").read_text()) == retain[0]
     assert json.dumps(retain[0]) in trained and "1 self-distilled" in manifest["data_sources"]["align"]

@@ -11,8 +11,8 @@ import worker.training.memory_plan as memory_plan
 from worker.training import TrainConfig, train
 from worker.training.data import encode_file, load_tokenizer
 from worker.training.memory_plan import Shape, choose, step_bytes
-from worker.training.refusals import DEFAULT_REFUSALS
 from worker.training.model import load_base_model
+from worker.training.refusals import DEFAULT_REFUSALS
 
 ROOT = Path(__file__).resolve().parents[3]
 LLAMA_1B = Shape(layers=16, hidden=2048, intermediate=8192, kv_hidden=512, vocab=128256, parameters=1_073_809_408)

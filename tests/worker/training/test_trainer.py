@@ -12,7 +12,8 @@ from worker.training.data import collate, encode_file, load_tokenizer
 from worker.training.fine_tuning_step import antibody_backward
 from worker.training.model import add_lora, load_base_model
 from worker.training.refusals import DEFAULT_REFUSALS
-from worker.training.trainer import evaluate, load_adapter_model
+from worker.training.trainer import load_adapter_model
+from worker.training.validation import evaluate
 
 METRIC_KEYS = {
     "step",
