@@ -60,24 +60,10 @@ def test_train_command_runs_the_library(tiny_model: Path, arithmetic_file: Path,
 
 
 def test_train_command_validates_options(tiny_model: Path, arithmetic_file: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        train_command,
-        ["--base", str(tiny_model), "--train", str(arithmetic_file), "--out", str(tmp_path), "--tau", "0"],
-    )
+    required = ["--base", str(tiny_model), "--train", str(arithmetic_file), "--out", str(tmp_path)]
+    result = CliRunner().invoke(train_command, [*required, "--tau", "0"])
     assert result.exit_code == 2 and "--tau" in result.output
-    result = CliRunner().invoke(
-        train_command,
-        [
-            "--base",
-            str(tiny_model),
-            "--train",
-            str(arithmetic_file),
-            "--out",
-            str(tmp_path),
-            "--gradient-checkpointing",
-            "yes",
-        ],
-    )
+    result = CliRunner().invoke(train_command, [*required, "--gradient-checkpointing", "yes"])
     assert result.exit_code == 2 and "'auto', 'on', 'off'" in result.output
     help_text = CliRunner().invoke(train_command, ["--help"]).output
     assert "--validation" in help_text and "--resume-from" in help_text
