@@ -13,7 +13,7 @@ budget and seed. Cells (``cells``): Table 3 on ``demo`` for p in ``ps``; the abl
 refusal-sft, + flatness alignment, + weighted fine-tuning, + refusal loss = antibody on demo); with ``--deep``,
 p = 0.2 on ``antibody-deep`` too. Every cell is judged by the primary judge and the keyword judge on the same answers.
 
-    python bench/safety.py --save                # the default configuration (110 min from nothing on 2 cores, 2026-12-03)
+    python bench/safety.py --save                # the default configuration (110 min from nothing on 2 cores)
     python bench/safety.py --deep --save         # and p = 0.2 on antibody-deep (its base alone: ~40 min)
     python bench/safety.py --quick --save        # the same code path in ≤ 10 min
     python bench/safety.py --levers --save       # issue 16's variants and the safety mix (safety_levers.py)

@@ -21,7 +21,8 @@ from worker.training.data import load_tokenizer  # noqa: E402
 def test_the_varied_file_mixes_short_and_long_real_chats() -> None:
     tokenizer = load_tokenizer(assets.smollm2_tokenizer_dir())
     chats = varied_chats(60)
-    lengths = sorted(len(tokenizer(c["messages"][0]["content"] + c["messages"][1]["content"])["input_ids"]) for c in chats)
+    texts = [c["messages"][0]["content"] + c["messages"][1]["content"] for c in chats]
+    lengths = sorted(len(tokenizer(text)["input_ids"]) for text in texts)
     assert len(chats) == 60 and varied_chats(60) == chats
     assert lengths[0] < 40 and lengths[-1] > 300 and lengths[-1] > 8 * lengths[len(lengths) // 4]
 
