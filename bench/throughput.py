@@ -11,9 +11,10 @@ Arms (each in its own process, so peak memory is per arm and TRL's imports never
 Every arm trains the same LoRA (rank 16, α 32, q/k/v/o), AdamW at 2e-4 with linear decay and 10% warm-up, for the
 same epochs over the same file. Time runs from the first step's start to the last step's end (model load, data
 preparation and saving excluded); tokens are each arm's own count of what it trained: ``trained`` = the response
-targets the loss covers, ``all`` = every non-pad token through the model. ``antibody_over_trl`` = antibody's
-trained tokens/s ÷ the best TRL variant's. MFU counts 4·N_frozen + 6·N_lora FLOPs per token (the frozen base
-needs no weight gradient) against the device's bf16 peak, or on CPU a measured fp32 matmul rate.
+targets the loss covers, ``all`` = every non-pad token through the model. ``antibody_over_trl`` = the faster
+Antibody arm's trained tokens/s ÷ the best TRL variant's (``antibody_arm``, ``trl_arm`` name them;
+``antibody_default_over_trl`` uses the padded job default). MFU counts 4·N_frozen + 6·N_lora FLOPs per token
+(the frozen base needs no weight gradient) against the device's bf16 peak, or on CPU a measured fp32 matmul rate.
 
     python bench/throughput.py --save                # CPU: SmolLM2 on the varied-length file
     python bench/throughput.py --model tiny --lines 16           # seconds: the same code path
