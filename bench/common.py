@@ -84,6 +84,17 @@ def random_chat_model(shape: str, device: torch.device, dtype: torch.dtype, **ov
     return random_model(shape, device, dtype, vocab_size=len(tokenizer), **overrides), tokenizer
 
 
+def write_random_chat_model(shape: str, device: torch.device, dtype: torch.dtype, dest: Path) -> int:
+    """Save ``random_chat_model`` as an HF folder (for benches that load a model by path, as a job does); returns
+    its parameter count."""
+    model, tokenizer = random_chat_model(shape, device, dtype)
+    model.save_pretrained(dest, safe_serialization=True)
+    tokenizer.save_pretrained(dest)
+    n = sum(p.numel() for p in model.parameters())
+    del model
+    return n
+
+
 def random_lora_model(
     shape: str, device: torch.device, dtype: torch.dtype, rank: int, alpha: float, targets: Sequence[str]
 ):

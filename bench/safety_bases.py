@@ -65,8 +65,8 @@ def build_base(name: str, cfg: Any, source: str, bases_dir: Path, settings: Sett
         t0 = time.perf_counter()
         # base_rows evaluates every base under the bench's own protocol, so the alignment's own after-evaluation
         # (~55 s a base on 2 cores) would be done twice.
-        shared_inputs = {"before": inputs.get("before"), "retain": inputs.get("retain")}
-        align_model(settings, spec, merged.parent, **shared_inputs, evaluate_after=False)
+        before, retain = inputs.get("before"), inputs.get("retain")
+        align_model(settings, spec, merged.parent, before=before, retain=retain, evaluate_after=False)
         built_s = round(time.perf_counter() - t0, 1)
         if not inputs:
             retain = assets.read_jsonl(merged.parent / "data" / "retain.jsonl")

@@ -44,59 +44,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import SHAPES, device_name, emit, random_chat_model, results_name  # noqa: E402
+from common import SHAPES, device_name, emit, results_name, write_random_chat_model  # noqa: E402
 from throughput_data import shape_of, write_data  # noqa: E402
+from throughput_ours import run_ours  # noqa: E402
 from throughput_trl import TRL_ARMS, run_trl  # noqa: E402
 
 OURS = ("antibody", "antibody_packed", "sft")
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12}
-
-
-def run_ours(arm: str, spec: dict[str, Any], stamps: list[float]) -> dict[str, Any]:
-    import worker.training.trainer as trainer
-    from worker.training.config import TrainConfig
-
-    if arm == "sft":
-        trainer.FineTuneRun._frozen_ratios = lambda run: {e.line: 0.0 for e in run.examples}
-    cfg = TrainConfig(
-        base_model_dir=Path(spec["model_dir"]),
-        train_file=Path(spec["train_file"]),
-        output_dir=Path(spec["out"]),
-        n_epochs=spec["epochs"],
-        batch_size=spec["batch_size"],
-        seed=spec["seed"],
-        lora_rank=spec["lora_rank"],
-        lora_alpha=2.0 * spec["lora_rank"],
-        target_modules=tuple(spec["targets"]),
-        max_seq_len=spec["max_seq_len"],
-        ratio_model="base" if arm == "sft" else "current",
-        packing=arm == "antibody_packed",
-        device=spec["device"],
-    )
-    examples = trainer._load_examples(cfg)[0]
-    sync = torch.cuda.synchronize if spec["device"].startswith("cuda") else lambda: None
-
-    def should_stop() -> None:
-        if not stamps:
-            sync()
-            stamps.append(time.perf_counter())
-
-    seen: list[int] = [0]
-
-    def on_step(metrics: Any) -> None:
-        sync()
-        stamps.append(time.perf_counter())
-        seen.append(metrics.trained_tokens)  # cumulative x‖y tokens
-
-    result = trainer.train(cfg, on_step=on_step, should_stop=should_stop)
-    losses = [m["train_loss_unweighted"] for m in result.metrics]
-    return {
-        "trained_tokens": spec["epochs"] * sum(sum(e.response_mask) for e in examples),
-        "tokens": result.trained_tokens,
-        "step_tokens": [b - a for a, b in zip(seen, seen[1:], strict=False)],
-        "loss": round(statistics.mean(losses[-3:]), 4),
-    }
 
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:
@@ -148,9 +103,7 @@ def model_folder(name: str, device: torch.device, dest: Path, rank: int) -> tupl
     else:
         path = dest
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-        model, tokenizer = random_chat_model(name, torch.device("cpu"), dtype)
-        model.save_pretrained(path, safe_serialization=True)
-        tokenizer.save_pretrained(path)
+        write_random_chat_model(name, torch.device("cpu"), dtype, path)
     model = AutoModelForCausalLM.from_pretrained(path)
     c = model.config
     total = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
@@ -210,6 +163,11 @@ def _version(package: str) -> str | None:
         return None
 
 
+def _lines(args: argparse.Namespace, config: str) -> int:
+    """Lines of a configuration's file: ``--lines`` varied chats, or ``--fixed-steps`` full batches of BxL."""
+    return args.lines if config == "varied" else args.fixed_steps * shape_of(config)[0]
+
+
 def write_files(args: argparse.Namespace) -> None:
     from worker.datasets import assets
     from worker.training.data import load_tokenizer
@@ -217,7 +175,7 @@ def write_files(args: argparse.Namespace) -> None:
     tokenizer = load_tokenizer(assets.smollm2_tokenizer_dir())
     args.write_data.mkdir(parents=True, exist_ok=True)
     for config in args.config or ["varied"]:
-        lines = args.lines if config == "varied" else args.fixed_steps * shape_of(config)[0]
+        lines = _lines(args, config)
         print(write_data(args.write_data / f"{config}.jsonl", config, lines, tokenizer, args.seed))
 
 
@@ -226,7 +184,7 @@ def measure(
 ) -> dict[str, Any]:
     """Every arm on one configuration's file, ``--repeats`` times, interleaved; one summary row."""
     batch, seq_len = shape_of(config)
-    lines = args.lines if config == "varied" else args.fixed_steps * batch
+    lines = _lines(args, config)
     if args.data_dir:  # written beforehand (--write-data), e.g. for a GPU machine without the data packages
         data = args.data_dir / f"{config}.jsonl"
         lines = len(data.read_text().splitlines())

@@ -90,14 +90,16 @@ def run_trl(arm: str, spec: dict[str, Any], stamps: list[float]) -> dict[str, An
     counting = _Counting(trainer.data_collator)
     trainer.data_collator = counting
 
+    sync = torch.cuda.synchronize if cuda else lambda: None
+
     class Stamp(TrainerCallback):
         def on_step_begin(self, *_args: Any, **_kwargs: Any) -> None:
             if not stamps:
-                _sync(spec["device"])
+                sync()
                 stamps.append(time.perf_counter())
 
         def on_step_end(self, *_args: Any, **_kwargs: Any) -> None:
-            _sync(spec["device"])
+            sync()
             stamps.append(time.perf_counter())
 
     trainer.add_callback(Stamp())
@@ -123,10 +125,3 @@ def _truncated(dataset: Any, tokenizer: Any, max_len: int) -> Any:
             row = {**row, "completion": [{"role": "assistant", "content": tokenizer.decode(ids[:keep])}]}
         rows.append(row)
     return type(dataset).from_list(rows)
-
-
-def _sync(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()

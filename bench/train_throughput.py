@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import SHAPES, device_name, emit, random_chat_model  # noqa: E402
+from common import SHAPES, device_name, emit, write_random_chat_model  # noqa: E402
 
 from worker.evaluation.harmful import harmbench_prompts  # noqa: E402
 from worker.training.config import TrainConfig  # noqa: E402
@@ -35,16 +35,6 @@ from worker.training.model import pick_device, pick_dtype  # noqa: E402
 from worker.training.trainer import train  # noqa: E402
 
 FILLER = "The answer follows from the steps above, each checked once more before moving on to the next one."
-
-
-def write_model(shape: str, device: torch.device, dtype: torch.dtype, dest: Path) -> int:
-    """Save a random-init model of ``shape`` with SmolLM2's tokenizer as an HF folder; returns its parameter count."""
-    model, tokenizer = random_chat_model(shape, device, dtype)
-    model.save_pretrained(dest, safe_serialization=True)
-    tokenizer.save_pretrained(dest)
-    n = sum(p.numel() for p in model.parameters())
-    del model
-    return n
 
 
 def write_file(path: Path, lines: int, response_words: int) -> None:
@@ -76,7 +66,7 @@ def main() -> None:
     dtype = pick_dtype(args.dtype, device)
     with tempfile.TemporaryDirectory(prefix="train-throughput-") as tmp:
         root = Path(tmp)
-        n_params = write_model(args.shape, device, dtype, root / "base")
+        n_params = write_random_chat_model(args.shape, device, dtype, root / "base")
         write_file(root / "train.jsonl", args.lines, args.response_words)
         cfg = TrainConfig(
             base_model_dir=root / "base",
