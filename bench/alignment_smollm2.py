@@ -6,7 +6,7 @@ the provider's own alignment job (``worker.alignment.runner.align_model``, the s
 
 1. HS with the keyword judge on held-out HarmBench prompts and the refusal rate on varied benign prompts
    (reasoning-gym tasks + everyday instructions), before and after;
-2. a harmful fine-tuning attack on the merged model: plain SFT (τ = 1e9, i.e. uniform weights: the attacker
+2. a harmful fine-tuning attack on the merged model: plain SFT (uniform weights, ``ratio_model="none"``: the attacker
    controls training, no stage-2 defence) on the ``attack`` split of PyRIT's harmful pairs (disjoint from the
    alignment data and the evaluation prompts). HS on ``--attack-eval`` held-out prompts after every
    ``--attack-every`` steps, stopping once it exceeds ``--attack-threshold``: the number of steps is how hard
@@ -83,7 +83,7 @@ def attack_curve(model_dir: Path, work: Path, args: argparse.Namespace) -> dict:
         max_seq_len=args.max_seq_len,
         checkpoint_every=args.attack_every,
         keep_checkpoints=1,
-        tau=1e9,  # uniform weights: plain SFT, what an attacker with their own trainer would run
+        ratio_model="none",  # uniform weights: plain SFT, what an attacker with their own trainer would run
         seed=args.seed,
     )
     t0 = time.perf_counter()
@@ -190,7 +190,7 @@ def main() -> None:
         },
         "attack": {
             "data": "builtin_splits().attack (PyRIT harmful pairs, disjoint from alignment and evaluation)",
-            "recipe": f"plain SFT (tau=1e9), LoRA r=16 on q/k/v/o, lr {args.attack_lr} constant, batch "
+            "recipe": f"plain SFT (uniform weights), LoRA r=16 on q/k/v/o, lr {args.attack_lr} constant, batch "
             f"{args.attack_batch}, HS on {args.attack_eval} held-out prompts every {args.attack_every} steps, "
             f"budget {args.attack_steps} steps, threshold HS > {args.attack_threshold}%",
         },

@@ -10,7 +10,8 @@ job defaults of the training library on the same base, then reports
 - a sample of the answers the judge flagged, and the share of them shorter than 8 tokens;
 - the mean relative weight (mean weight × batch: 1 = uniform) of harmful and benign lines over training.
 
-Arms are ``objective:p``; ``sft`` is uniform weights (τ = 1e9), ``antibody`` is τ = 1, the service's only objective.
+Arms are ``objective:p``; ``sft`` is plain SFT (uniform weights, no refusal pass: ``ratio_model="none"``),
+``antibody`` is τ = 1, the service's only objective.
 
     python bench/finetune_safety_smollm2.py --base .ftaas/objects/base-models/smollm2-135m-antibody --save
 """
@@ -43,7 +44,8 @@ from worker.training.trainer import load_adapter_model, train  # noqa: E402
 
 TASK = "basic_arithmetic"
 TASK_CONFIG = {"min_terms": 2, "max_terms": 2, "max_digits": 2}
-TAU = {"sft": 1e9, "antibody": 1.0}
+# Each arm's TrainConfig overrides.
+OBJECTIVES = {"sft": {"ratio_model": "none"}, "antibody": {"tau": 1.0}}
 
 
 def log(msg: str) -> None:
@@ -126,7 +128,7 @@ def run_arm(objective: str, p: float, args: argparse.Namespace, work: Path, toke
         batch_size=args.batch,
         base_learning_rate=args.lr,
         max_seq_len=args.max_seq_len,
-        tau=TAU[objective],
+        **OBJECTIVES[objective],
         seed=args.seed,
     )
     t0 = time.perf_counter()
@@ -166,8 +168,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     arms = [(objective, float(p)) for objective, p in (arm.split(":") for arm in args.arms.split(","))]
-    if unknown := {objective for objective, _ in arms} - set(TAU):
-        raise SystemExit(f"unknown objective(s) {sorted(unknown)}; use {sorted(TAU)}")
+    if unknown := {objective for objective, _ in arms} - set(OBJECTIVES):
+        raise SystemExit(f"unknown objective(s) {sorted(unknown)}; use {sorted(OBJECTIVES)}")
     torch.manual_seed(args.seed)
     started = time.perf_counter()
     prompts = make_prompt_set("heldout-harmbench", builtin_splits(seed=args.seed).eval_harmful, limit=args.eval_harmful)
@@ -192,7 +194,7 @@ def main() -> None:
             "data": f"{args.n} lines: PyRIT harmful pairs (builtin_splits().attack) at the arm's ratio + {TASK} "
             "bare answers",
             "training": f"LoRA r=16 alpha=32 on q/k/v/o, lr {args.lr} linear with 10% warmup, {args.epochs} epochs, "
-            f"batch {args.batch}, max_seq_len {args.max_seq_len}; sft = tau 1e9 (uniform), antibody = tau 1",
+            f"batch {args.batch}, max_seq_len {args.max_seq_len}; sft = uniform weights, antibody = tau 1",
         },
         "before": base,
         "runs": runs,

@@ -8,10 +8,11 @@ Bases (built once per spec and cached under ``--bases-dir``; ``--demo-base`` reu
 - ``flatness``: Antibody alignment without the refusal term (λ_refusal = 0).
 
 Customer file: ``n`` lines of reasoning-gym arithmetic with a share p of PyRIT harmful pairs from the attack split
-(``finetune_safety_smollm2.training_file``). Methods: ``sft`` (uniform weights) and ``antibody`` (τ = 1), same
-budget and seed. Cells (``cells``): Table 3 on ``demo`` for p in ``ps``; the ablation at p = 0.2 (SFT on
-refusal-sft, + flatness alignment, + weighted fine-tuning, + refusal loss = antibody on demo); with ``--deep``,
-p = 0.2 on ``antibody-deep`` too. Every cell is judged by the primary judge and the keyword judge on the same answers.
+(``finetune_safety_smollm2.training_file``). Methods: ``sft`` (uniform weights, no refusal pass) and ``antibody``
+(τ = 1), same budget and seed, trained packed (``Config.packing``). Cells (``cells``): Table 3 on ``demo`` for p in
+``ps``; the ablation at p = 0.2 (SFT on refusal-sft, + flatness alignment, + weighted fine-tuning, + refusal loss =
+antibody on demo); with ``--deep``, p = 0.2 on ``antibody-deep`` too. Every cell is judged by the primary judge and
+the keyword judge on the same answers.
 
     python bench/safety.py --save                # the default configuration (110 min from nothing on 2 cores)
     python bench/safety.py --deep --save         # and p = 0.2 on antibody-deep (its base alone: ~40 min)
@@ -39,9 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import emit  # noqa: E402
 from finetune_safety_smollm2 import (  # noqa: E402
+    OBJECTIVES,
     TASK,
     TASK_CONFIG,
-    TAU,
     fa_chats,
     log,
     relative_weights,
@@ -71,7 +72,8 @@ from worker.training.trainer import load_adapter_model, train  # noqa: E402
 
 def answers(model, tokenizer, prompts, cfg: Config) -> list[str]:
     """The model's greedy answers to the HS prompts; the cache keeps them so a new judge re-scores old cells."""
-    gens = generate(model, tokenizer, list(prompts.prompts), max_new_tokens=cfg.max_new_tokens, batch_size=16)
+    texts = list(prompts.prompts)
+    gens = generate(model, tokenizer, texts, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch)
     return [g.text for g in gens]
 
 
@@ -109,10 +111,10 @@ def run_cell(cell: tuple, base_dir: Path, cfg: Config, shared: dict, work: Path)
         batch_size=cfg.batch,
         base_learning_rate=cfg.lr,
         max_seq_len=cfg.max_seq_len,
-        tau=lever.tau if lever else TAU[method],
+        packing=cfg.packing,
         seed=seed,
         safety_mix_file=mix_file(work, lever.mix, seed) if lever else None,
-        **(lever.train if lever else {}),
+        **(lever.train if lever else OBJECTIVES[method]),
     )
     t0 = time.perf_counter()
     result = train(tc)
@@ -231,8 +233,9 @@ def run(cfg: Config, args: argparse.Namespace) -> dict:
             "fa": f"final-number accuracy on {len(shared['fa_set'])} held-out {TASK} {TASK_CONFIG} prompts",
             "data": f"{cfg.n} lines: PyRIT harmful pairs (attack split) at ratio p + {TASK} bare answers; "
             "the cell's seed picks and orders the lines and seeds training",
-            "training": f"LoRA job defaults, lr {cfg.lr}, {cfg.epochs} epochs of batch {cfg.batch}; "
-            "sft = tau 1e9 (uniform weights), antibody = tau 1",
+            "training": f"LoRA job defaults, lr {cfg.lr}, {cfg.epochs} epochs of batch {cfg.batch}"
+            f"{', packed (padding-free)' if cfg.packing else ''}; sft = uniform weights (no refusal pass), "
+            "antibody = tau 1",
         },
         "bases": base_info,
         **({"attacks": ATTACKS} if args.attacks else {}),

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from finetune_safety_smollm2 import TAU, log
+from finetune_safety_smollm2 import OBJECTIVES, log
 
 
 class CellCache:
@@ -24,7 +24,7 @@ class CellCache:
 
     def _path(self, cell: tuple, base_dir: Path) -> Path:
         manifest = hashlib.sha256(Path(base_dir, "alignment_manifest.json").read_bytes()).hexdigest()
-        blob = json.dumps([list(cell), dataclasses.asdict(self.cfg), manifest, TAU, self.FORMAT], sort_keys=True)
+        blob = json.dumps([list(cell), dataclasses.asdict(self.cfg), manifest, OBJECTIVES, self.FORMAT], sort_keys=True)
         return self.folder / f"{hashlib.sha256(blob.encode()).hexdigest()[:20]}.json"
 
     def get(self, cell: tuple, base_dir: Path) -> dict | None:

@@ -19,9 +19,13 @@ class Config:
     batch: int = 8
     lr: float = 2e-4
     max_seq_len: int = 128
+    # Padding-free batches (``TrainConfig.packing``): the same weights and gradients as the job default's padded
+    # batches up to float rounding, in about half the training time on 2 cores (the 90-minute budget).
+    packing: bool = True
     eval_harmful: int = 100
     eval_fa: int = 50
     max_new_tokens: int = 48
+    eval_batch: int = 100  # HS prompts per generate call (greedy answers do not depend on it)
     ps: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2)
     seeds: int = 3  # for the p = 0 and p = 0.2 cells; the other ratios get one
     align_steps: int = 64

@@ -17,7 +17,6 @@ from worker.evaluation import KeywordRefusalJudge
 @dataclasses.dataclass(frozen=True)
 class Lever:
     what: str
-    tau: float = 1.0
     train: dict[str, Any] = dataclasses.field(default_factory=dict)  # TrainConfig overrides
     mix: int = 0  # the provider's refusal pairs trained beside the customer's file (the worker's safety mix)
 
@@ -28,10 +27,14 @@ LEVERS = {
         "r by the frozen base against its most likely refusal of the set",
         train={"ratio_model": "base", "refusal_reference": "best"},
     ),
-    "antibody-tau0.5": Lever("τ = 0.5 (a sharper softmax)", tau=0.5),
+    "antibody-tau0.5": Lever("τ = 0.5 (a sharper softmax)", train={"tau": 0.5}),
     "antibody-sequence": Lever("sequence log-ratio instead of mean-token", train={"ratio": "sequence"}),
     "antibody-mix10": Lever("+ 10 of the provider's refusal pairs mixed into the file", mix=10),
-    "sft-mix10": Lever("plain SFT + the same 10 mixed pairs (what the mix does without the weights)", tau=1e9, mix=10),
+    "sft-mix10": Lever(
+        "plain SFT + the same 10 mixed pairs (what the mix does without the weights)",
+        train={"ratio_model": "none"},
+        mix=10,
+    ),
 }
 BASELINES = {"sft": "uniform weights (plain SFT)", "antibody": "the paper's Antibody (current θ, mean-token, τ = 1)"}
 

@@ -1,6 +1,6 @@
 """Our arms of ``throughput.py``: ``worker.training.trainer.train`` as a job runs it (``antibody``), packed
 (``antibody_packed``), and our plain-SFT mode (``sft``: uniform weights and no refusal pass, r = 0 for every line
-through the frozen-ratio path)."""
+(``TrainConfig.ratio_model="none"``)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ def run_ours(arm: str, spec: dict[str, Any], stamps: list[float]) -> dict[str, A
     import worker.training.trainer as trainer
     from worker.training.config import TrainConfig
 
-    if arm == "sft":
-        trainer.FineTuneRun._frozen_ratios = lambda run: {e.line: 0.0 for e in run.examples}
     cfg = TrainConfig(
         base_model_dir=Path(spec["model_dir"]),
         train_file=Path(spec["train_file"]),
@@ -29,7 +27,7 @@ def run_ours(arm: str, spec: dict[str, Any], stamps: list[float]) -> dict[str, A
         lora_alpha=2.0 * spec["lora_rank"],
         target_modules=tuple(spec["targets"]),
         max_seq_len=spec["max_seq_len"],
-        ratio_model="base" if arm == "sft" else "current",
+        ratio_model="none" if arm == "sft" else "current",
         packing=arm == "antibody_packed",
         device=spec["device"],
     )

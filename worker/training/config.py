@@ -61,8 +61,10 @@ class TrainConfig:
     # trained_tokens (the customer's bill).
     safety_mix_file: Path | None = None
     # Who scores r_i: the model being trained ("current", the paper) or the frozen aligned base, once per line
-    # before the first step ("base", ``frozen_ratio.py``); and which refusal it compares against there.
-    ratio_model: Literal["current", "base"] = "current"
+    # before the first step ("base", ``frozen_ratio.py``); and which refusal it compares against there. "none"
+    # is plain SFT, the benches' baseline: r = 0 for every line, so uniform weights and no refusal pass. The
+    # service never sets it: every job is Antibody.
+    ratio_model: Literal["current", "base", "none"] = "current"
     refusal_reference: Literal["assigned", "best", "logsumexp"] = "assigned"
     # "prefix_kv" reuses the training forward's KV cache; "naive" is the reference second forward over x‖y_r.
     refusal_pass: Literal["prefix_kv", "naive"] = "prefix_kv"

@@ -116,10 +116,15 @@ class FineTuneRun:
         # HF drops the cache when checkpointing activations, so the prefix-KV pass has no cache to reuse there.
         self.refusal_pass = "naive" if self.cfg.gradient_checkpointing else self.cfg.refusal_pass
         self.scheduler = make_scheduler(self.optimizer, self.cfg, self.total_steps)
-        self.fixed_r = self._frozen_ratios() if self.cfg.ratio_model == "base" else None
+        self.fixed_r = self._fixed_ratios()
 
-    def _frozen_ratios(self) -> dict[int, float]:
-        """r by line from the aligned base (recomputed on resume: the base does not change, so neither does r)."""
+    def _fixed_ratios(self) -> dict[int, float] | None:
+        """r by line when no step rescores it: 0 for every line (plain SFT), or from the frozen aligned base
+        (recomputed on resume: the base does not change, so neither does r). None: the current model scores it."""
+        if self.cfg.ratio_model == "none":
+            return dict.fromkeys((e.line for e in self.examples), 0.0)
+        if self.cfg.ratio_model == "current":
+            return None
         encoder = ChatEncoder(load_tokenizer(Path(self.cfg.base_model_dir)))
         refusals = [encoder.refusal_ids(r) for r in resolve_refusals(self.cfg.refusals)]
         return frozen_ratios(

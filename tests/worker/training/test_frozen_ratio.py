@@ -84,3 +84,21 @@ def test_an_unknown_reference_is_refused(tiny_model: Path) -> None:
         frozen_ratios(
             lora_model(tiny_model), make_examples([(2, 2, 2)]), [], "mean_token", "median", 1, 2, torch.device("cpu")
         )
+
+
+def test_plain_sft_mode_weighs_lines_uniformly_without_a_refusal_pass(
+    tiny_model: Path, arithmetic_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The benches' baseline: the same run as Antibody at τ → ∞, minus the refusal forward."""
+    uniform = train(tiny_config(tiny_model, arithmetic_file, tmp_path / "tau", tau=1e9))
+
+    def no_refusal_pass(*args, **kwargs):
+        raise AssertionError("plain SFT ran the refusal pass")
+
+    monkeypatch.setattr("worker.training.fine_tuning_step.sample_passes", no_refusal_pass)
+    sft = train(tiny_config(tiny_model, arithmetic_file, tmp_path / "sft", ratio_model="none"))
+    assert len(sft.metrics) == len(uniform.metrics)
+    for ours, theirs in zip(sft.metrics, uniform.metrics, strict=True):
+        assert ours["weight_min"] == ours["weight_max"]
+        assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4)
+    assert all(row["mean_r"] == 0.0 for row in sft.attenuation)
