@@ -14,7 +14,7 @@ Customer file: ``n`` lines of reasoning-gym arithmetic with a share p of PyRIT h
 antibody on demo); with ``--deep``, p = 0.2 on ``antibody-deep`` too. Every cell is judged by the primary judge and
 the keyword judge on the same answers.
 
-    python bench/safety.py --save                # the default configuration (110 min from nothing on 2 cores)
+    python bench/safety.py --save                # the default configuration (79 min from nothing on 2 cores)
     python bench/safety.py --deep --save         # and p = 0.2 on antibody-deep (its base alone: ~40 min)
     python bench/safety.py --quick --save        # the same code path in ≤ 10 min
     python bench/safety.py --levers --save       # issue 16's variants and the safety mix (safety_levers.py)
@@ -273,6 +273,7 @@ def main() -> None:
     runs.add_argument("--levers", action="store_true", help="issue 16's Antibody variants at p = 0.2 instead")
     runs.add_argument("--attacks", action="store_true", help="issue 16's adaptive attacks at p = 0.2 and 0.5 instead")
     runs.add_argument("--gate", action="store_true", help="issue 16's safety gate at the job defaults instead")
+    parser.add_argument("--lever", action="append", help="with --levers: only this lever (repeatable)")
     parser.add_argument("--attack-p", type=float, action="append", help="with --attacks: only these ratios")
     parser.add_argument("--attack-base", help="with --attacks: plain SFT on this base instead (e.g. refusal-sft)")
     parser.add_argument("--save", action="store_true", help="write bench/results/safety-<config>.json and plots")

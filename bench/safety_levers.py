@@ -4,6 +4,7 @@ the configuration's seeds, beside plain SFT and the paper's Antibody on the same
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,12 @@ LEVERS = {
     "antibody-tau0.5": Lever("τ = 0.5 (a sharper softmax)", train={"tau": 0.5}),
     "antibody-sequence": Lever("sequence log-ratio instead of mean-token", train={"ratio": "sequence"}),
     "antibody-mix10": Lever("+ 10 of the provider's refusal pairs mixed into the file", mix=10),
+    "antibody-qv": Lever("the customer's LoRA on q/v only (half the job default's modules)",
+                         train={"target_modules": ("q_proj", "v_proj")}),
+    "antibody-mlp": Lever(
+        "the customer's LoRA on attention + MLP (q/k/v/o + gate/up/down)",
+        train={"target_modules": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")},
+    ),
     "sft-mix10": Lever(
         "plain SFT + the same 10 mixed pairs (what the mix does without the weights)",
         train={"ratio_model": "none"},
@@ -54,9 +61,15 @@ OVER_REFUSAL = ("sft", "antibody", "antibody-mix10", "sft-mix10")
 CLEAN = ("sft", "antibody", "antibody-mix10")
 
 
-def lever_cells(seeds: int, p: float = 0.2) -> list[tuple[str, str, float, int]]:
-    at_p = [("demo", method, p, s) for method in (*BASELINES, *LEVERS) for s in range(seeds)]
-    return at_p + [("demo", method, 0.0, s) for method in CLEAN for s in range(seeds)]
+def lever_cells(seeds: int, only: Sequence[str] | None = None, p: float = 0.2) -> list[tuple[str, str, float, int]]:
+    """Every lever at ``p`` beside the baselines, and the clean cells; ``only``: just those levers, with the
+    baselines' clean cells and theirs."""
+    if unknown := set(only or ()) - set(LEVERS):
+        raise SystemExit(f"unknown lever(s) {sorted(unknown)}; use {sorted(LEVERS)}")
+    levers = only or tuple(LEVERS)
+    at_p = [("demo", method, p, s) for method in (*BASELINES, *levers) for s in range(seeds)]
+    clean = [m for m in CLEAN if m in BASELINES or m in levers] if only else CLEAN
+    return at_p + [("demo", method, 0.0, s) for method in clean for s in range(seeds)]
 
 
 def needs_benign(cell: tuple, row: dict | None) -> bool:

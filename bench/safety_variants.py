@@ -30,14 +30,16 @@ def plan_for(args: argparse.Namespace, cfg: Config) -> list[tuple]:
     if args.attacks:
         ps = tuple(getattr(args, "attack_p", None) or ATTACK_PS)
         return attack_cells(cfg.seeds, ps, getattr(args, "attack_base", None) or "demo")
-    plans = {"levers": lever_cells, "gate": gate_cells}
-    return plans[variant(args)](cfg.seeds) if variant(args) else cells(cfg, getattr(args, "deep", False))
+    if args.levers:
+        return lever_cells(cfg.seeds, getattr(args, "lever", None))
+    return gate_cells(cfg.seeds) if args.gate else cells(cfg, getattr(args, "deep", False))
 
 
 def stem(args: argparse.Namespace, cfg: Config) -> str:
     """``safety-<config>[-<variant>]``; an attack run on another base gets ``-<base>``, and at other ratios than the
-    default ``-p<p>`` for each."""
+    default ``-p<p>`` for each; a run of chosen levers (``--lever``) ``-<lever>`` for each."""
     ps, base = getattr(args, "attack_p", None), getattr(args, "attack_base", None)
     at = f"-{base}" if args.attacks and base and base != "demo" else ""
     at += "".join(f"-p{p:g}" for p in ps) if args.attacks and ps and tuple(ps) != ATTACK_PS else ""
+    at += "".join(f"-{name}" for name in getattr(args, "lever", None) or ()) if args.levers else ""
     return f"safety-{cfg.name}" + (f"-{variant(args)}" if variant(args) else "") + at

@@ -238,3 +238,13 @@ def test_an_attack_run_at_one_ratio_has_its_own_cells_and_results_file() -> None
     }
     args = argparse.Namespace(**vars(args) | {"attack_p": [0.2], "attack_base": "refusal-sft"})
     assert safety_variants.stem(args, TINY) == "safety-tiny-attacks-refusal-sft-p0.2"
+
+
+def test_a_run_of_chosen_levers_plans_only_them_beside_the_baselines_and_has_its_own_file() -> None:
+    args = argparse.Namespace(levers=True, attacks=False, gate=False, lever=["antibody-qv"])
+    plan = safety_variants.plan_for(args, TINY)
+    assert {m for _, m, p, _ in plan if p == 0.2} == {"sft", "antibody", "antibody-qv"}
+    assert {m for _, m, p, _ in plan if p == 0.0} == {"sft", "antibody"}
+    assert safety_variants.stem(args, TINY) == "safety-tiny-levers-antibody-qv"
+    with pytest.raises(SystemExit, match="unknown lever"):
+        safety_levers.lever_cells(1, ["antibody-everything"])
