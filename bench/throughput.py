@@ -2,10 +2,11 @@
 batch. Prints JSON; ``--save`` writes ``bench/results/throughput-<device>.json``.
 
 Arms (each in its own process, so peak memory is per arm and TRL's imports never touch ours):
-- ``antibody``: ``worker.training.trainer.train`` as a job runs it (the refusal pass on; prefix-KV);
-- ``antibody_packed``: the same with ``packing=True`` (padding-free rows, per-sample sums);
-- ``sft``: our loop with uniform weights and no refusal pass (r = 0 for every line, through the frozen-ratio
-  path), the cost of training without the defence;
+- ``antibody_packed``: ``worker.training.trainer.train`` as a job runs it (the refusal pass on, prefix-KV;
+  padding-free rows with per-sample sums, ``packing=True``, the default);
+- ``antibody``: the same on padded batches (``packing=False``, the reference layout);
+- ``sft``, ``sft_packed``: our loop with uniform weights and no refusal pass (r = 0 for every line, through the
+  frozen-ratio path), padded and packed: the cost of training without the defence;
 - ``trl``, ``trl_padding_free``, ``trl_packed``: TRL's SFTTrainer (``throughput_trl.py``).
 
 Every arm trains the same LoRA (rank 16, α 32, q/k/v/o), AdamW at 2e-4 with linear decay and 10% warm-up, for the
@@ -13,7 +14,7 @@ same epochs over the same file. Time runs from the first step's start to the las
 preparation and saving excluded); tokens are each arm's own count of what it trained: ``trained`` = the response
 targets the loss covers, ``all`` = every non-pad token through the model. ``antibody_over_trl`` = the faster
 Antibody arm's trained tokens/s ÷ the best TRL variant's (``antibody_arm``, ``trl_arm`` name them;
-``antibody_default_over_trl`` uses the padded job default). MFU counts 4·N_frozen + 6·N_lora FLOPs per token
+``antibody_default_over_trl`` uses the packed job default). MFU counts 4·N_frozen + 6·N_lora FLOPs per token
 (the frozen base needs no weight gradient) against the device's bf16 peak, or on CPU a measured fp32 matmul rate.
 
     python bench/throughput.py --save                # CPU: SmolLM2 on the varied-length file
@@ -49,7 +50,7 @@ from throughput_data import shape_of, write_data  # noqa: E402
 from throughput_ours import run_ours  # noqa: E402
 from throughput_trl import TRL_ARMS, run_trl  # noqa: E402
 
-OURS = ("antibody", "antibody_packed", "sft")
+OURS = ("antibody", "antibody_packed", "sft", "sft_packed")
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12}
 
@@ -147,10 +148,12 @@ def summarize(config: str, runs: dict[str, list[dict]], counts: dict[str, int], 
     row: dict[str, Any] = {"config": config, "arms": arms, "antibody_arm": ours, "trl_arm": trl}
     if ours and trl:
         row["antibody_over_trl"] = round(median[ours] / median[trl], 3)
-    if "antibody" in median and trl:
-        row["antibody_default_over_trl"] = round(median["antibody"] / median[trl], 3)
-    if "sft" in median and "antibody" in median:  # a time ratio: how much longer the defence takes than none
-        row["antibody_time_over_sft"] = round(median["sft"] / median["antibody"], 3)
+    if "antibody_packed" in median and trl:
+        row["antibody_default_over_trl"] = round(median["antibody_packed"] / median[trl], 3)
+    # time ratios, same layout: how much longer the defence takes than none
+    for sft, ab in (("sft", "antibody"), ("sft_packed", "antibody_packed")):
+        if sft in median and ab in median:
+            row[f"{ab}_time_over_{sft}"] = round(median[sft] / median[ab], 3)
     return row
 
 
@@ -194,10 +197,16 @@ def measure(
     spec["max_seq_len"] = seq_len or args.max_seq_len
     arms = args.arms.split(",")
     runs: dict[str, list[dict]] = {arm: [] for arm in arms}
+    failed: dict[str, str] = {}  # an arm that fails (TRL on a machine whose packages disagree) is reported, not fatal
     for _ in range(args.repeats):
-        for arm in arms:
-            runs[arm].append(spawn({**spec, "arm": arm, "out": str(root / f"out-{config}-{arm}")}))
-    row = summarize(config, runs, counts, peak)
+        for arm in [a for a in arms if a not in failed]:
+            try:
+                runs[arm].append(spawn({**spec, "arm": arm, "out": str(root / f"out-{config}-{arm}")}))
+            except RuntimeError as error:
+                failed[arm] = str(error)[-2000:]
+    row = summarize(config, {arm: rs for arm, rs in runs.items() if rs and arm not in failed}, counts, peak)
+    if failed:
+        row["failed_arms"] = failed
     shape = {"batch_size": spec["batch_size"], "max_seq_len": spec["max_seq_len"], "lines": lines}
     return {"device": device_name(torch.device(args.device)), **row, **shape}
 
@@ -229,8 +238,6 @@ def main() -> None:
     if args.write_data:
         write_files(args)
         return
-    import transformers
-
     from worker.training.data import load_tokenizer
 
     device, started = torch.device(args.device), time.time()
@@ -241,14 +248,30 @@ def main() -> None:
         peak, peak_source = peak_flops(device)
         spec = {"model_dir": str(model_dir), "device": args.device, "epochs": args.epochs, "seed": args.seed}
         spec |= {"lora_rank": args.lora_rank, "targets": TARGETS}
-        rows = [measure(config, args, spec, root, tokenizer, counts, peak) for config in args.config or ["varied"]]
-    out = {
+        rows: list[dict[str, Any]] = []
+        for config in args.config or ["varied"]:
+            rows.append(measure(config, args, spec, root, tokenizer, counts, peak))
+            if args.out:  # the rows so far, should a time limit cut the run short
+                args.out.write_text(json.dumps(_report(args, device, counts, peak, peak_source, rows, started)))
+    emit(
+        _report(args, device, counts, peak, peak_source, rows, started),
+        args.out,
+        results_name("throughput", device) if args.save else None,
+    )
+
+
+def _report(
+    args: argparse.Namespace, device: torch.device, counts: dict, peak: float, source: str, rows: list, started: float
+) -> dict[str, Any]:
+    import transformers
+
+    return {
         "bench": "throughput",
         "device": device_name(device),
         "model": args.model,
         "model_counts": counts,
         "peak_flops": peak,
-        "peak_flops_source": peak_source,
+        "peak_flops_source": source,
         "epochs": args.epochs,
         "repeats": args.repeats,
         "rows": rows,
@@ -258,7 +281,6 @@ def main() -> None:
         "also_running": args.also_running,
         "wall_s": round(time.time() - started, 1),
     }
-    emit(out, args.out, results_name("throughput", device) if args.save else None)
 
 
 if __name__ == "__main__":

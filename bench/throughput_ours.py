@@ -1,6 +1,6 @@
-"""Our arms of ``throughput.py``: ``worker.training.trainer.train`` as a job runs it (``antibody``), packed
-(``antibody_packed``), and our plain-SFT mode (``sft``: uniform weights and no refusal pass, r = 0 for every line
-(``TrainConfig.ratio_model="none"``)."""
+"""Our arms of ``throughput.py``: ``worker.training.trainer.train`` as a job runs it (``antibody_packed``: packed,
+the job default), the padded reference layout (``antibody``), and our plain-SFT mode, padded (``sft``) and packed
+(``sft_packed``): uniform weights and no refusal pass, r = 0 for every line (``TrainConfig.ratio_model="none"``)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ def run_ours(arm: str, spec: dict[str, Any], stamps: list[float]) -> dict[str, A
         lora_alpha=2.0 * spec["lora_rank"],
         target_modules=tuple(spec["targets"]),
         max_seq_len=spec["max_seq_len"],
-        ratio_model="none" if arm == "sft" else "current",
-        packing=arm == "antibody_packed",
+        ratio_model="none" if arm.startswith("sft") else "current",
+        packing=arm.endswith("_packed"),
         device=spec["device"],
     )
     examples = trainer._load_examples(cfg)[0]

@@ -1,10 +1,11 @@
 """TRL's ``SFTTrainer`` (plain SFT) on ``throughput.py``'s file, with our LoRA, optimizer budget and batch.
 
 Its own settings are the fast ones it supports: no gradient checkpointing (TRL defaults to on), fp32 on CPU and
-bf16 on CUDA like ours, completion-only loss (the file is converted to TRL's conversational prompt/completion
-form, so the prompt is not trained, as in ours). Variants: ``trl`` (padded batches), ``trl_padding_free``
-(the batch flattened into one row with position ids) and ``trl_packed`` (best-fit-decreasing packing into rows of
-``max_seq_len``; more samples per step, so fewer steps over the same tokens).
+bf16 on CUDA like ours, SDPA without cuDNN's kernel on CUDA like ours, completion-only loss (the file is converted
+to TRL's conversational prompt/completion form, so the prompt is not trained, as in ours). Variants: ``trl``
+(padded batches), ``trl_padding_free`` (the batch flattened into one row with position ids) and ``trl_packed``
+(best-fit-decreasing packing into rows of ``max_seq_len``; more samples per step, so fewer steps over the same
+tokens).
 """
 
 from __future__ import annotations
@@ -103,13 +104,26 @@ def run_trl(arm: str, spec: dict[str, Any], stamps: list[float]) -> dict[str, An
             stamps.append(time.perf_counter())
 
     trainer.add_callback(Stamp())
-    output = trainer.train()
+    with _attention(cuda):
+        output = trainer.train()
     return {
         "trained_tokens": counting.trained,
         "tokens": counting.tokens,
         "step_tokens": counting.per_batch,
         "loss": round(output.training_loss, 4),
     }
+
+
+def _attention(cuda: bool) -> Any:
+    """SDPA without cuDNN's kernel on CUDA, as ours trains (``worker.training.model.sdpa_without_cudnn``): cuDNN
+    builds a graph per new sequence length, so the comparison would otherwise measure that trap, not the trainers."""
+    from contextlib import nullcontext
+
+    if not cuda:
+        return nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
 def _truncated(dataset: Any, tokenizer: Any, max_len: int) -> Any:

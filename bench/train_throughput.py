@@ -57,7 +57,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--response-words", type=int, default=300)
     parser.add_argument("--gradient-checkpointing", action="store_true")
-    parser.add_argument("--packing", action="store_true", help="TrainConfig.packing (padding-free batches)")
+    parser.add_argument(
+        "--packing", action=argparse.BooleanOptionalAction, default=True, help="TrainConfig.packing (the job default)"
+    )
     parser.add_argument("--loss-chunk-tokens", type=int, default=None, help="TrainConfig.loss_chunk_tokens")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()

@@ -43,8 +43,9 @@ def test_every_arm_trains_the_same_tokens(tmp_path: Path) -> None:
     result = json.loads(out.read_text())
     (row,) = result["rows"]
     arms = row["arms"]
-    assert set(arms) == {"antibody", "antibody_packed", "sft", "trl", "trl_padding_free", "trl_packed"}
-    for arm in ("antibody", "antibody_packed", "sft", "trl", "trl_padding_free"):
+    assert "failed_arms" not in row
+    assert set(arms) == {"antibody", "antibody_packed", "sft", "sft_packed", "trl", "trl_padding_free", "trl_packed"}
+    for arm in ("antibody", "antibody_packed", "sft", "sft_packed", "trl", "trl_padding_free"):
         (run,) = arms[arm]["runs"]
         assert run["steps"] == 3, arm  # 12 lines in batches of 4, one epoch
         assert run["trained_tokens_per_s"] > 0 and 0 < arms[arm]["mfu"] < 1

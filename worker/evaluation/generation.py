@@ -9,7 +9,7 @@ on padding; results come back in the caller's order.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from worker.training.data import FALLBACK_GENERATION_PROMPT, FALLBACK_TEMPLATE, positions_from_mask
-from worker.training.model import decoder_forward, lm_parts
+from worker.training.model import decoder_forward, lm_parts, sdpa_without_cudnn
 
 Prompt = str | list[dict[str, Any]]
 
@@ -118,13 +118,8 @@ def greedy_decode(
 
 
 def decoding_attention(device: torch.device) -> AbstractContextManager:
-    """On CUDA, SDPA without cuDNN's kernel: cuDNN builds a graph for every new key length, and decoding meets a
-    new one each step (measured on an H200: 8.5 s for the first 64×64-token batch, 1.5 s with flash/efficient)."""
-    if device.type != "cuda":
-        return nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+    """``model.sdpa_without_cudnn``; a name of its own so ``bench/decode_attention.py`` can swap it out."""
+    return sdpa_without_cudnn(device)
 
 
 def generate(

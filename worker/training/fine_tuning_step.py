@@ -15,6 +15,7 @@ import worker.training.distributed as distributed
 from worker.training.antibody import antibody_ratio, antibody_weights, weighted_nll
 from worker.training.config import Ratio
 from worker.training.data import Batch
+from worker.training.model import sdpa_without_cudnn
 from worker.training.packed_passes import packed_response_pass, packed_sample_passes
 from worker.training.packing import PackedBatch
 from worker.training.passes import ResponseOutput, refusal_logprobs_naive, refusal_logprobs_prefix_kv, response_pass
@@ -91,23 +92,27 @@ def antibody_backward(
     vocabulary at once (``chunked_ce.py``); ``fixed_r`` replaces the current model's r by per-line constants.
     ``data_parallel``: this rank's micro-batches are its share of a batch spread over the ranks of the default
     torch.distributed group, and the softmax spans all of it (``distributed.py``); every rank gets the same
-    gradient, and the returned stats are the whole batch's, in rank order.
+    gradient, and the returned stats are the whole batch's, in rank order. On CUDA, attention never uses cuDNN's
+    kernel, which builds a graph for each new width and batches change width every step (``sdpa_without_cudnn``).
     """
-    if not data_parallel and len(micro_batches) == 1:
-        out, r = batch_ratios(model, micro_batches[0], ratio, refusal_pass, chunk_tokens, fixed_r)
-        weighted_nll(out.nll_sum, out.n_tokens, antibody_weights(r, tau)).backward()
-        parts = [(out.nll_sum.detach(), out.n_tokens, out.n_correct, r)]
-    else:
-        parts, running_max, denom = _accumulate(model, micro_batches, tau, ratio, refusal_pass, chunk_tokens, fixed_r)
-        params = [p for p in model.parameters() if p.requires_grad]
-        if not data_parallel:
-            scale = 1.0 / denom if denom > 0 else 1.0
-            for p in params:
-                if p.grad is not None:
-                    p.grad.mul_(scale)
+    with sdpa_without_cudnn(next(model.parameters()).device):
+        if not data_parallel and len(micro_batches) == 1:
+            out, r = batch_ratios(model, micro_batches[0], ratio, refusal_pass, chunk_tokens, fixed_r)
+            weighted_nll(out.nll_sum, out.n_tokens, antibody_weights(r, tau)).backward()
+            parts = [(out.nll_sum.detach(), out.n_tokens, out.n_correct, r)]
         else:
-            device = params[0].device if params else torch.device("cpu")
-            distributed.sum_gradients(params, distributed.global_scale(running_max, denom, device))
+            parts, running_max, denom = _accumulate(
+                model, micro_batches, tau, ratio, refusal_pass, chunk_tokens, fixed_r
+            )
+            params = [p for p in model.parameters() if p.requires_grad]
+            if not data_parallel:
+                scale = 1.0 / denom if denom > 0 else 1.0
+                for p in params:
+                    if p.grad is not None:
+                        p.grad.mul_(scale)
+            else:
+                device = params[0].device if params else torch.device("cpu")
+                distributed.sum_gradients(params, distributed.global_scale(running_max, denom, device))
     nll, n, correct, r = (torch.cat([p[i].cpu() for p in parts]) for i in range(4))
     lines = [line for b in micro_batches for line in b.lines]
     if data_parallel:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,8 @@ def trainable_lora(
         model = add_lora(model, rank, alpha, dropout, target_modules, gradient_checkpointing)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    return model, params, torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
+    fused = device.type == "cuda"  # one kernel for all LoRA tensors instead of a few per tensor
+    return model, params, torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay, fused=fused)
 
 
 def lm_parts(model: nn.Module) -> tuple[nn.Module, nn.Module]:
@@ -121,6 +123,17 @@ def cache_of(out: Any) -> Any:
     return out["cache"] if "cache" in out else out["past_key_values"]
 
 
+def sdpa_without_cudnn(device: torch.device) -> AbstractContextManager:
+    """On CUDA, SDPA's flash, memory-efficient and math kernels but not cuDNN's: cuDNN builds a graph for every new
+    sequence length (on an H200, 8.5 s vs 1.45 s for a first batched 64-token decode, ``bench/decode_attention.py``),
+    and decoding meets a new one every step, as padded or packed training batches do."""
+    if device.type != "cuda":
+        return nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+
+
 def decoder_forward(
     decoder: nn.Module,
     input_ids: torch.Tensor,
@@ -129,15 +142,20 @@ def decoder_forward(
     cache: Any = None,
     use_cache: bool = False,
 ) -> tuple[torch.Tensor, Any]:
-    """Final hidden states [B, T, H] and the KV cache (None unless ``use_cache``)."""
+    """Final hidden states [B, T, H] and the KV cache (None unless ``use_cache``).
+
+    A bf16 base runs under bf16 autocast: PEFT keeps the LoRA factors in fp32, and without autocast every
+    adapted projection would copy its input to fp32 and multiply in fp32 (TRL's bf16 runs autocast the same)."""
     kwargs = {cache_kwarg(decoder): cache} if cache is not None else {}
-    out = decoder(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=position_ids,
-        use_cache=use_cache,
-        **kwargs,
-    )
+    weight = decoder.get_input_embeddings().weight
+    with torch.autocast(weight.device.type, dtype=weight.dtype, enabled=weight.dtype == torch.bfloat16):
+        out = decoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=use_cache,
+            **kwargs,
+        )
     if not use_cache:
         return out.last_hidden_state, None
     return out.last_hidden_state, cache_of(out)

@@ -3,7 +3,6 @@ from __future__ import annotations
 import torch
 
 from worker.evaluation.generation import (
-    decoding_attention,
     generate,
     greedy_decode,
     left_pad,
@@ -88,14 +87,3 @@ def test_generate_restores_training_mode_and_order(varied_model, tokenizer) -> N
 
 def test_stop_ids_include_the_tokenizer_eos(varied_model, tokenizer) -> None:
     assert tokenizer.eos_token_id in stop_ids(tokenizer, varied_model)
-
-
-def test_decoding_on_cuda_leaves_out_cudnn_attention_and_restores_it() -> None:
-    # cuDNN's SDPA builds a graph per new key length: on an H200 the first batched HS run took 8.5 s instead of 1.5 s.
-    before = torch.backends.cuda.cudnn_sdp_enabled()
-    with decoding_attention(torch.device("cuda")):
-        assert not torch.backends.cuda.cudnn_sdp_enabled()
-        assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
-    assert torch.backends.cuda.cudnn_sdp_enabled() == before
-    with decoding_attention(torch.device("cpu")):
-        assert torch.backends.cuda.cudnn_sdp_enabled() == before

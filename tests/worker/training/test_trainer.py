@@ -188,7 +188,7 @@ def test_naive_refusal_pass_and_gradient_checkpointing_train_the_same(tiny_model
 def test_packing_and_chunked_loss_train_the_same_adapter(
     tiny_model: Path, arithmetic_file: Path, tmp_path: Path, speedups: dict
 ):
-    plain_cfg = tiny_config(tiny_model, arithmetic_file, tmp_path / "plain", batch_size=5)
+    plain_cfg = tiny_config(tiny_model, arithmetic_file, tmp_path / "plain", batch_size=5, packing=False)
     plain = train(plain_cfg)
     fast = train(replace(plain_cfg, output_dir=tmp_path / "fast", **speedups))
 
