@@ -74,6 +74,12 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     callback=lambda _ctx, _param, value: {"on": True, "off": False}.get(value, value),
     help="Activation checkpointing; auto = on only when the largest micro-batch would not fit in free memory.",
 )
+@click.option(
+    "--packing/--no-packing",
+    default=True,
+    show_default=True,
+    help="Padding-free rows; --no-packing trains padded batches (the reference layout, same adapter, slower).",
+)
 @click.option("--device", default=None, help="cuda, cuda:1, cpu … (default: cuda if available).")
 def train_command(target_modules: str, refusals_file: Path | None, **options) -> None:
     """Fine-tune a LoRA adapter with Antibody's weighted objective and write it under --out.

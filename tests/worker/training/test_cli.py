@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 from peft import PeftModel
 
+import worker.training.cli as cli
 from worker.datasets import assets
 from worker.training.cli import train_command
 from worker.training.trainer import load_adapter_model
@@ -67,6 +68,20 @@ def test_train_command_validates_options(tiny_model: Path, arithmetic_file: Path
     assert result.exit_code == 2 and "'auto', 'on', 'off'" in result.output
     help_text = CliRunner().invoke(train_command, ["--help"]).output
     assert "--validation" in help_text and "--resume-from" in help_text
+
+
+def test_train_command_packs_unless_told_not_to(tiny_model: Path, arithmetic_file: Path, tmp_path: Path, monkeypatch):
+    seen: list[bool] = []
+
+    def record(cfg, on_step=None):
+        seen.append(cfg.packing)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(cli, "train", record)
+    required = ["--base", str(tiny_model), "--train", str(arithmetic_file), "--out", str(tmp_path)]
+    CliRunner().invoke(train_command, required)
+    CliRunner().invoke(train_command, [*required, "--no-packing"])
+    assert seen == [True, False]
 
 
 @pytest.mark.slow
