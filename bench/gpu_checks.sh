@@ -20,15 +20,13 @@ prepare)
     cp -r "$tok" .gpu/assets/
     grep -qs '^/.gpu/' .git/info/exclude || echo /.gpu/ >>.git/info/exclude
     grep -qs '^/.whl/' .git/info/exclude || echo /.whl/ >>.git/info/exclude
-    read -r pyd core < <(python -c "import pydantic, pydantic_core as c; print(pydantic.VERSION, c.__version__)")
+    # pydantic for worker.evaluation; TRL for bench/throughput.py's TRL arms (the image has pyarrow, pandas, xxhash
+    # and accelerate, not these), at the versions installed here
+    pins=$(python -c "import importlib.metadata as m; print(*(f'{p}=={m.version(p)}' for p in ('pydantic',
+'pydantic_core', 'annotated-types', 'typing-inspection', 'trl', 'datasets', 'dill', 'multiprocess')))")
+    # shellcheck disable=SC2086  # one argument per pin
     python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
-        "pydantic==$pyd" "pydantic_core==$core" annotated-types typing-inspection
-    # TRL for bench/throughput.py's TRL arms: the image has pyarrow, pandas, xxhash and accelerate, not these (1.8 MB).
-    read -r trl ds dill mp < <(python -c "import importlib.metadata as m; print(*(m.version(p) for p in
-('trl', 'datasets', 'dill', 'multiprocess')))")
-    python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-        --platform manylinux_2_17_x86_64 -d .whl "trl==$trl" "datasets==$ds" "dill==$dill" "multiprocess==$mp"
+        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl $pins
     # bench/throughput.py's files, written here: the GPU machine has neither PyRIT's CSVs nor reasoning-gym.
     python bench/throughput.py --write-data .gpu/throughput --lines 256 --fixed-steps 12 --config varied \
         --config 8x512 --config 16x1024 >/dev/null

@@ -53,6 +53,8 @@ def run_trl(arm: str, spec: dict[str, Any], stamps: list[float]) -> dict[str, An
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
+    from worker.training.model import sdpa_without_cudnn
+
     cuda = spec["device"].startswith("cuda")
     dtype = torch.bfloat16 if cuda else torch.float32
     model = AutoModelForCausalLM.from_pretrained(spec["model_dir"], dtype=dtype).to(spec["device"])
@@ -104,7 +106,8 @@ def run_trl(arm: str, spec: dict[str, Any], stamps: list[float]) -> dict[str, An
             stamps.append(time.perf_counter())
 
     trainer.add_callback(Stamp())
-    with _attention(cuda):
+    # as ours trains, so the ratio compares trainers, not cuDNN's graph build per new width
+    with sdpa_without_cudnn(torch.device(spec["device"])):
         output = trainer.train()
     return {
         "trained_tokens": counting.trained,
@@ -112,18 +115,6 @@ def run_trl(arm: str, spec: dict[str, Any], stamps: list[float]) -> dict[str, An
         "step_tokens": counting.per_batch,
         "loss": round(output.training_loss, 4),
     }
-
-
-def _attention(cuda: bool) -> Any:
-    """SDPA without cuDNN's kernel on CUDA, as ours trains (``worker.training.model.sdpa_without_cudnn``): cuDNN
-    builds a graph per new sequence length, so the comparison would otherwise measure that trap, not the trainers."""
-    from contextlib import nullcontext
-
-    if not cuda:
-        return nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
 def _truncated(dataset: Any, tokenizer: Any, max_len: int) -> Any:
